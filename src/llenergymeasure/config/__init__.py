@@ -1,0 +1,5 @@
+"""Configuration models."""
+
+from llenergymeasure.config.models import WarmupConfig
+
+__all__ = ["WarmupConfig"]

@@ -1,0 +1,60 @@
+"""Pluggable convergence criteria, online and offline.
+
+Every criterion is a :class:`Criterion`: ``update(x)`` consumes one sample,
+``evaluate(array)`` evaluates a whole series, and the two agree exactly. A
+:class:`StopRule` turns verdicts into a stop. Criteria are built by name with
+:func:`make_criterion`; :func:`available_criteria` lists them. Any registered
+criterion class is also reachable as an attribute of this package by its class
+name (``llenergymeasure.criteria.RollingCV``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llenergymeasure.criteria.base import (
+    Criterion,
+    CriterionConfigError,
+    CriterionParams,
+    Evaluation,
+    InvalidSampleError,
+)
+from llenergymeasure.criteria.registry import (
+    CriterionRegistrationError,
+    available_criteria,
+    criterion_class,
+    criterion_info,
+    make_criterion,
+    register_criterion,
+)
+from llenergymeasure.criteria.rolling_cv import RollingCV
+from llenergymeasure.criteria.stopping import StopDecision, StopRule, StopTracker
+
+__all__ = [
+    "Criterion",
+    "CriterionConfigError",
+    "CriterionParams",
+    "CriterionRegistrationError",
+    "Evaluation",
+    "InvalidSampleError",
+    "RollingCV",
+    "StopDecision",
+    "StopRule",
+    "StopTracker",
+    "available_criteria",
+    "criterion_class",
+    "criterion_info",
+    "make_criterion",
+    "register_criterion",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Expose every registered criterion class by its class name."""
+    from llenergymeasure.criteria import registry
+
+    for cname in registry.available_criteria():
+        cls = registry.criterion_class(cname)
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module 'llenergymeasure.criteria' has no attribute {name!r}")

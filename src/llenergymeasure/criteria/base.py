@@ -1,0 +1,411 @@
+"""The criterion contract shared by the online driver and the offline replay.
+
+A *criterion* looks at a stream of samples (latencies, temperatures, ...) and
+says, after every sample, a statistic and whether it *passes*. A
+:class:`~llenergymeasure.criteria.stopping.StopRule` turns those verdicts into a
+stop. Every criterion has two forms that must agree exactly:
+
+* online: :meth:`Criterion.update` consumes one value and updates
+  ``statistic_``, ``passed_`` and ``n_seen_``;
+* offline: :meth:`Criterion.evaluate` takes a whole array and returns an
+  :class:`Evaluation` whose entry ``t`` depends only on ``x[: t + 1]``.
+
+The design follows the estimator conventions of scikit-learn (configuration
+in the constructor, learnt state with a trailing underscore) and the online
+API of river (``update`` returns ``self``).
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+try:  # Python >= 3.11
+    from typing import Self
+except ImportError:  # pragma: no cover - Python 3.10
+    from typing_extensions import Self
+
+__all__ = [
+    "Criterion",
+    "CriterionConfigError",
+    "CriterionParams",
+    "Evaluation",
+    "InvalidSampleError",
+    "Signals",
+]
+
+#: A mapping from signal name (``"latency_ms"``, ``"temperature_c"``, ...) to values.
+Signals = Mapping[str, Any]
+
+DEFAULT_SIGNAL = "latency_ms"
+
+
+class CriterionConfigError(ValueError):
+    """A criterion was given an unknown name, an unknown parameter or a bad value."""
+
+
+class InvalidSampleError(ValueError):
+    """A sample fed to a criterion is NaN or infinite.
+
+    Attributes
+    ----------
+    index : int
+        0-based position of the offending sample in the stream.
+    value : float
+        The offending value.
+    signal : str
+        The signal the criterion was watching.
+    """
+
+    def __init__(self, index: int, value: float, signal: str) -> None:
+        self.index = int(index)
+        self.value = float(value)
+        self.signal = signal
+        super().__init__(
+            f"sample {self.index} of signal {signal!r} is {value!r}; criteria accept only "
+            "finite values (record failed attempts as failures, not as samples)"
+        )
+
+
+class CriterionParams(BaseModel):
+    """Base of every criterion's parameter model (frozen, no unknown fields).
+
+    Every criterion declares a nested ``Params`` subclass whose fields are its
+    parameters, each constrained and described; the registry lists them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signal: str = Field(
+        DEFAULT_SIGNAL,
+        min_length=1,
+        description="Name of the recorded signal the criterion watches "
+        "(e.g. 'latency_ms', 'temperature_c', 'power_w').",
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Offline verdicts of a criterion over a series.
+
+    Attributes
+    ----------
+    statistic : ndarray of float
+        The criterion's statistic after each sample, NaN where undefined
+        (for example before a window is full).
+    passed : ndarray of bool
+        Whether the criterion passes after each sample.
+    truncation : ndarray of int or None
+        For truncation methods: after each sample, how many leading samples
+        should be discarded (-1 where undefined). ``None`` for criteria that
+        do not estimate a truncation point.
+    """
+
+    statistic: NDArray[np.float64]
+    passed: NDArray[np.bool_]
+    truncation: NDArray[np.int64] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        stat = np.asarray(self.statistic, dtype=np.float64)
+        passed = np.asarray(self.passed, dtype=bool)
+        if stat.shape != passed.shape or stat.ndim != 1:
+            raise ValueError(
+                f"statistic and passed must be 1-D arrays of one length, got {stat.shape} "
+                f"and {passed.shape}"
+            )
+        object.__setattr__(self, "statistic", stat)
+        object.__setattr__(self, "passed", passed)
+        if self.truncation is not None:
+            trunc = np.asarray(self.truncation, dtype=np.int64)
+            if trunc.shape != stat.shape:
+                raise ValueError("truncation must have the same length as statistic")
+            object.__setattr__(self, "truncation", trunc)
+
+    def __len__(self) -> int:
+        return int(self.statistic.shape[0])
+
+    def __getitem__(self, item: slice) -> Evaluation:
+        if not isinstance(item, slice):
+            raise TypeError("Evaluation supports slicing only")
+        trunc = None if self.truncation is None else self.truncation[item]
+        return Evaluation(self.statistic[item], self.passed[item], trunc)
+
+
+def _as_signal_array(x: ArrayLike | Signals, signal: str) -> NDArray[np.float64]:
+    """Pick ``signal`` from a mapping or DataFrame, or take ``x`` as the array."""
+    if isinstance(x, Mapping) or hasattr(x, "columns"):
+        try:
+            values = x[signal]  # type: ignore[index]
+        except KeyError:
+            names = list(x.keys()) if isinstance(x, Mapping) else list(x.columns)  # type: ignore[union-attr]
+            raise KeyError(f"signal {signal!r} not among the recorded signals {names}") from None
+        return np.asarray(values, dtype=np.float64)
+    return np.asarray(x, dtype=np.float64)
+
+
+def check_finite(x: NDArray[np.float64], signal: str, offset: int = 0) -> None:
+    """Raise :class:`InvalidSampleError` at the first non-finite value of ``x``."""
+    if x.ndim != 1:
+        raise ValueError(f"a criterion evaluates a 1-D series, got shape {x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidSampleError(offset + i, float(x[i]), signal)
+
+
+def _as_time_array(t: ArrayLike | None, n: int) -> NDArray[np.float64] | None:
+    if t is None:
+        return None
+    arr = np.asarray(t, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"times must have one entry per sample ({n}), got shape {arr.shape}")
+    return arr
+
+
+class Criterion(abc.ABC):
+    """Base class of all convergence criteria.
+
+    Subclasses set the class attributes, declare a nested ``Params`` model
+    (a :class:`CriterionParams` subclass) and implement :meth:`_reset` and
+    :meth:`_update`; they should override :meth:`_evaluate` with a vectorised
+    form that agrees with :meth:`_update`.
+
+    Parameters
+    ----------
+    **params
+        Values for the fields of the criterion's ``Params`` model.
+
+    Attributes
+    ----------
+    params : CriterionParams
+        The validated configuration.
+    statistic_ : float
+        Statistic after the last update (NaN while undefined).
+    passed_ : bool
+        Whether the criterion passed at the last update.
+    n_seen_ : int
+        Number of values seen since the last :meth:`reset`.
+    truncation_ : int or None
+        For truncation methods, the current estimate of the number of leading
+        samples to discard (-1 while undefined); ``None`` otherwise.
+    """
+
+    #: Registry key and the first token of the spec string.
+    name: ClassVar[str] = ""
+    #: The parameter model.
+    Params: ClassVar[type[CriterionParams]] = CriterionParams
+    #: True when multiplying the series by a positive constant changes no verdict.
+    scale_invariant: ClassVar[bool] = False
+    #: True when the criterion needs sample times (seconds since the first sample).
+    needs_time: ClassVar[bool] = False
+    #: True when the criterion estimates a truncation point.
+    yields_truncation: ClassVar[bool] = False
+    #: True when the criterion is meant to find the start of a steady state
+    #: (checked on synthetic warmups with a known start); budgets are not.
+    detects_steady_state: ClassVar[bool] = True
+    #: Short label of the statistic for progress bars and logs.
+    statistic_label: ClassVar[str] = "stat"
+    #: Display the statistic and threshold as percentages.
+    statistic_is_percent: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        try:
+            self.params = self.Params(**params)
+        except ValidationError as exc:
+            raise CriterionConfigError(
+                _format_validation_error(self.name, exc, self.Params)
+            ) from None
+        self._validate()
+        self.reset()
+
+    # ------------------------------------------------------------------ config
+    def _validate(self) -> None:
+        """Cross-parameter checks; raise :class:`CriterionConfigError`."""
+
+    def get_params(self) -> dict[str, Any]:
+        """Return the parameters as a plain dict (``signal`` included)."""
+        return self.params.model_dump()
+
+    @property
+    def signal(self) -> str:
+        """Name of the signal this criterion watches."""
+        return self.params.signal
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        """Every signal the criterion reads (composites read several)."""
+        return (self.params.signal,)
+
+    @property
+    def threshold(self) -> float | None:
+        """Threshold the statistic is compared with, for display; None if not applicable."""
+        value = getattr(self.params, "threshold", None)
+        return None if value is None else float(value)
+
+    @property
+    def spec(self) -> str:
+        """Canonical spec string; ``make_criterion(c.spec)`` rebuilds an equal criterion."""
+        from llenergymeasure.criteria.registry import format_spec
+
+        return format_spec(self.name, self.get_params(), self.Params)
+
+    def clone(self) -> Self:
+        """A fresh, unfitted criterion with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.params == self.params  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.spec))
+
+    # ------------------------------------------------------------------ online
+    def reset(self) -> Self:
+        """Forget every value seen; return ``self``."""
+        self.statistic_: float = math.nan
+        self.passed_: bool = False
+        self.n_seen_: int = 0
+        self.truncation_: int | None = -1 if self.yields_truncation else None
+        self._reset()
+        return self
+
+    def update(self, x: float | Signals, t: float | None = None) -> Self:
+        """Consume one value and update ``statistic_`` / ``passed_``.
+
+        Parameters
+        ----------
+        x : float or mapping
+            The new value, or a mapping of signal name to value from which the
+            criterion picks its ``signal``.
+        t : float, optional
+            Time of the sample in seconds since the first sample (needed by
+            time-based criteria, ignored by the others).
+
+        Returns
+        -------
+        Criterion
+            ``self``.
+
+        Raises
+        ------
+        InvalidSampleError
+            If the value is NaN or infinite.
+        """
+        if isinstance(x, Mapping):
+            try:
+                x = x[self.signal]
+            except KeyError:
+                raise KeyError(
+                    f"signal {self.signal!r} not among the recorded signals {list(x)}"
+                ) from None
+        value = float(x)  # type: ignore[arg-type]
+        if not math.isfinite(value):
+            raise InvalidSampleError(self.n_seen_, value, self.signal)
+        if self.needs_time and t is None:
+            raise ValueError(f"criterion {self.name!r} needs sample times; pass t=")
+        self._update(value, None if t is None else float(t))
+        self.n_seen_ += 1
+        return self
+
+    @abc.abstractmethod
+    def _reset(self) -> None:
+        """Reset the subclass's own state."""
+
+    @abc.abstractmethod
+    def _update(self, x: float, t: float | None) -> None:
+        """Consume one finite value; set ``statistic_``, ``passed_`` (and ``truncation_``)."""
+
+    # ----------------------------------------------------------------- offline
+    def evaluate(self, x: ArrayLike | Signals, t: ArrayLike | None = None) -> Evaluation:
+        """Evaluate the criterion after every sample of a whole series.
+
+        Pure: the criterion's online state is not touched.
+
+        Parameters
+        ----------
+        x : array_like or mapping
+            The series, or a mapping / DataFrame of signals from which the
+            criterion picks its ``signal``.
+        t : array_like, optional
+            Sample times in seconds since the first sample.
+
+        Returns
+        -------
+        Evaluation
+            Entry ``i`` depends only on ``x[: i + 1]``.
+
+        Raises
+        ------
+        InvalidSampleError
+            At the first NaN or infinite value.
+        """
+        arr = _as_signal_array(x, self.signal)
+        check_finite(arr, self.signal)
+        times = _as_time_array(t, arr.shape[0])
+        if self.needs_time and times is None:
+            raise ValueError(f"criterion {self.name!r} needs sample times; pass t=")
+        return self._evaluate(arr, times)
+
+    def _evaluate(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
+        """Reference offline form: replay :meth:`_update` on a fresh copy."""
+        return self._replay(x, t)
+
+    def _replay(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
+        twin = copy.deepcopy(self).reset()
+        n = x.shape[0]
+        stat = np.full(n, np.nan)
+        passed = np.zeros(n, dtype=bool)
+        trunc = np.full(n, -1, dtype=np.int64) if self.yields_truncation else None
+        for i in range(n):
+            twin.update(x[i], None if t is None else t[i])
+            stat[i] = twin.statistic_
+            passed[i] = twin.passed_
+            if trunc is not None:
+                trunc[i] = twin.truncation_
+        return Evaluation(stat, passed, trunc)
+
+    # ------------------------------------------------------------------ display
+    def describe(self) -> str:
+        """One line with the current statistic against the threshold."""
+        return format_statistic(self.statistic_label, self.statistic_, self.threshold,
+                                self.statistic_is_percent)
+
+
+def format_statistic(label: str, value: float, threshold: float | None, percent: bool) -> str:
+    """Format ``label=value`` (and the target) for logs and progress bars."""
+
+    def fmt(v: float) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "n/a"
+        return f"{v:.2%}" if percent else f"{v:.4g}"
+
+    text = f"{label}={fmt(value)}"
+    if threshold is not None:
+        text += f" target={fmt(threshold)}"
+    return text
+
+
+def _format_validation_error(
+    name: str, exc: ValidationError, params: type[CriterionParams]
+) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(parameters)"
+        if err["type"] == "extra_forbidden":
+            parts.append(
+                f"unknown parameter {loc!r} (valid parameters: {', '.join(params.model_fields)})"
+            )
+        else:
+            parts.append(f"parameter {loc!r}: {err['msg']} (got {err.get('input')!r})")
+    return f"criterion {name!r}: " + "; ".join(parts)

@@ -1,0 +1,183 @@
+"""Turning a criterion's verdicts into a stop: :class:`StopRule`.
+
+One rule serves both the online driver and offline replay, so a trace replayed
+offline stops exactly where the driver would have stopped on it.
+
+With ``n = t + 1`` samples seen, a *check* happens at sample index ``t`` when
+``n >= min_samples`` and ``(n - min_samples) % check_every == 0``. At each
+check the criterion's verdict for ``t`` is read; the rule stops at the first
+check that completes ``patience`` consecutive passing checks (a failing check
+resets the count). Independently, when ``max_samples`` is set the rule stops
+at index ``max_samples - 1`` (the cap) if it has not stopped before; such a
+stop is not a convergence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from llenergymeasure.criteria.base import Evaluation
+
+__all__ = ["StopDecision", "StopRule", "StopTracker"]
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    """Where and why a :class:`StopRule` stopped.
+
+    Attributes
+    ----------
+    index : int
+        0-based index of the sample at which the rule stopped.
+    converged : bool
+        True when the criterion passed ``patience`` consecutive checks; False
+        when the rule stopped at ``max_samples``.
+    reason : str
+        One human sentence.
+    """
+
+    index: int
+    converged: bool
+    reason: str
+
+
+class StopRule(BaseModel):
+    """Minimum samples, check cadence, patience and cap shared by driver and replay.
+
+    Parameters
+    ----------
+    min_samples : int, default 1
+        No check before this many samples.
+    check_every : int, default 1
+        Check every this many samples from ``min_samples`` on.
+    patience : int, default 1
+        Number of consecutive passing checks needed to stop.
+    max_samples : int or None, default None
+        Stop (without convergence) at this many samples.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_samples: int = Field(1, ge=1, description="No check before this many samples.")
+    check_every: int = Field(1, ge=1, description="Check every this many samples.")
+    patience: int = Field(1, ge=1, description="Consecutive passing checks needed to stop.")
+    max_samples: int | None = Field(
+        None, ge=1, description="Stop without convergence at this many samples (None: no cap)."
+    )
+
+    def is_check(self, n: int) -> bool:
+        """Whether a check happens when ``n`` samples have been seen."""
+        return n >= self.min_samples and (n - self.min_samples) % self.check_every == 0
+
+    def check_indices(self, n: int) -> np.ndarray:
+        """0-based sample indices of the checks within ``n`` samples."""
+        return np.arange(self.min_samples - 1, n, self.check_every, dtype=np.int64)
+
+    def decide(self, evaluation: Evaluation | np.ndarray) -> StopDecision | None:
+        """Offline decision over a whole evaluation.
+
+        Parameters
+        ----------
+        evaluation : Evaluation or ndarray of bool
+            The criterion's verdicts (or the ``passed`` array itself).
+
+        Returns
+        -------
+        StopDecision or None
+            None when neither convergence nor the cap is reached.
+        """
+        passed = evaluation.passed if isinstance(evaluation, Evaluation) else np.asarray(
+            evaluation, dtype=bool
+        )
+        n = passed.shape[0]
+        idx = self.converged_index(passed)
+        if idx is not None and (self.max_samples is None or idx < self.max_samples):
+            return StopDecision(idx, True, self._converged_reason(idx))
+        if self.max_samples is not None and n >= self.max_samples:
+            return StopDecision(self.max_samples - 1, False, self._cap_reason())
+        return None
+
+    def converged_index(self, passed: np.ndarray) -> int | None:
+        """First index at which ``patience`` consecutive checks have passed (no cap)."""
+        checks = self.check_indices(passed.shape[0])
+        if checks.size == 0:
+            return None
+        ok = passed[checks]
+        if self.patience == 1:
+            hits = np.flatnonzero(ok)
+            return int(checks[hits[0]]) if hits.size else None
+        # Length of the run of passes ending at each check.
+        idx = np.arange(ok.size)
+        last_fail = np.maximum.accumulate(np.where(~ok, idx, -1))
+        run = idx - last_fail
+        hits = np.flatnonzero(run >= self.patience)
+        return int(checks[hits[0]]) if hits.size else None
+
+    def stop_index(self, evaluation: Evaluation | np.ndarray) -> int | None:
+        """0-based index of the sample at which warmup stops, or None.
+
+        The stop is either a convergence or the ``max_samples`` cap; use
+        :meth:`decide` to tell which.
+        """
+        decision = self.decide(evaluation)
+        return None if decision is None else decision.index
+
+    def tracker(self) -> StopTracker:
+        """A fresh online twin of this rule."""
+        return StopTracker(self)
+
+    def _converged_reason(self, idx: int) -> str:
+        extra = f" on {self.patience} consecutive checks" if self.patience > 1 else ""
+        return f"the criterion passed{extra} at sample {idx + 1}"
+
+    def _cap_reason(self) -> str:
+        return f"reached the cap of {self.max_samples} samples without convergence"
+
+
+class StopTracker:
+    """Online twin of :class:`StopRule`: feed one verdict per sample.
+
+    Parameters
+    ----------
+    rule : StopRule
+        The rule to follow.
+
+    Attributes
+    ----------
+    n : int
+        Samples observed.
+    consecutive : int
+        Passing checks in a row so far.
+    decision : StopDecision or None
+        Set once the rule has stopped.
+    """
+
+    def __init__(self, rule: StopRule) -> None:
+        self.rule = rule
+        self.n = 0
+        self.consecutive = 0
+        self.decision: StopDecision | None = None
+
+    def observe(self, passed: bool) -> StopDecision | None:
+        """Record the verdict for the next sample; return the decision if the rule stops now."""
+        if self.decision is not None:
+            raise RuntimeError("the stop rule has already stopped; start a new tracker")
+        self.n += 1
+        rule = self.rule
+        if rule.is_check(self.n):
+            self.consecutive = self.consecutive + 1 if passed else 0
+            if self.consecutive >= rule.patience:
+                self.decision = StopDecision(self.n - 1, True, rule._converged_reason(self.n - 1))
+                return self.decision
+        if rule.max_samples is not None and self.n >= rule.max_samples:
+            self.decision = StopDecision(self.n - 1, False, rule._cap_reason())
+            return self.decision
+        return None
+
+    @property
+    def is_check(self) -> bool:
+        """Whether the last observed sample was a check."""
+        return self.n > 0 and self.rule.is_check(self.n)
