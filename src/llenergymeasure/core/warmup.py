@@ -64,7 +64,7 @@ def normalize_sample(value: Any) -> tuple[float, dict[str, Any]]:
             )
         extras = {k: v for k, v in value.items() if k != "latency_ms" and v is not None}
         value = value["latency_ms"]
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):
         raise InvalidLatencyError(f"latency must be a number of milliseconds, got {value!r}")
     try:
         latency = float(value)
