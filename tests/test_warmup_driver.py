@@ -245,7 +245,10 @@ def test_driver_stops_where_the_replay_stops(
 def test_driver_with_a_composite_criterion_over_two_signals() -> None:
     temps = [30.0, 40.0, 50.0, 55.0, 56.0, 56.0, 56.0, 56.0, 56.0, 56.0]
     fn = Replay([{"latency_ms": 10.0, "temperature_c": t} for t in temps])
-    spec = "all_of(rolling_cv:window=3,threshold=0.05,rolling_cv:signal=temperature_c,window=3,threshold=0.01)"
+    spec = (
+        "all_of(rolling_cv:window=3,threshold=0.05,"
+        "rolling_cv:signal=temperature_c,window=3,threshold=0.01)"
+    )
     cfg = WarmupConfig(criterion=spec, min_prompts=3, max_prompts=10)
     res = warmup_until_converged(fn, cfg, show_progress=False)
     # Latency is flat from the start; [55, 56, 56] still has CV 1.04%, [56, 56, 56] has 0.

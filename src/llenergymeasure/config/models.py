@@ -99,7 +99,7 @@ class WarmupConfig(BaseModel):
             return max(self.min_prompts, self.window_size)
         return self.min_prompts
 
-    def make_criterion(self):  # noqa: ANN201 - avoid importing criteria at module import
+    def make_criterion(self):
         """Build the configured criterion (a fresh instance)."""
         from llenergymeasure.criteria.registry import make_criterion
 
@@ -109,7 +109,7 @@ class WarmupConfig(BaseModel):
             "rolling_cv", window=self.window_size, threshold=self.cv_threshold, ddof=self.ddof
         )
 
-    def make_stop_rule(self):  # noqa: ANN201
+    def make_stop_rule(self):
         """The :class:`~llenergymeasure.criteria.StopRule` the driver uses."""
         from llenergymeasure.criteria.stopping import StopRule
 

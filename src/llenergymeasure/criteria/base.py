@@ -227,7 +227,7 @@ class Criterion(abc.ABC):
         self.reset()
 
     # ------------------------------------------------------------------ config
-    def _validate(self) -> None:
+    def _validate(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Cross-parameter checks; raise :class:`CriterionConfigError`."""
 
     def get_params(self) -> dict[str, Any]:
@@ -396,6 +396,12 @@ def format_statistic(label: str, value: float, threshold: float | None, percent:
     return text
 
 
+def param_names(params: type[BaseModel]) -> list[str]:
+    """Parameter names of a criterion's model, its own first and ``signal`` last."""
+    names = [n for n in params.model_fields if n != "signal"]
+    return names + (["signal"] if "signal" in params.model_fields else [])
+
+
 def _format_validation_error(
     name: str, exc: ValidationError, params: type[CriterionParams]
 ) -> str:
@@ -404,7 +410,7 @@ def _format_validation_error(
         loc = ".".join(str(p) for p in err["loc"]) or "(parameters)"
         if err["type"] == "extra_forbidden":
             parts.append(
-                f"unknown parameter {loc!r} (valid parameters: {', '.join(params.model_fields)})"
+                f"unknown parameter {loc!r} (valid parameters: {', '.join(param_names(params))})"
             )
         else:
             parts.append(f"parameter {loc!r}: {err['msg']} (got {err.get('input')!r})")

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from llenergymeasure.criteria.base import Criterion, CriterionConfigError
+from llenergymeasure.criteria.base import Criterion, CriterionConfigError, param_names
 
 __all__ = [
     "CriterionRegistrationError",
@@ -266,7 +266,7 @@ def _build(parsed: tuple[str, dict[str, Any], list[Any]], extra: dict[str, Any])
     if unknown:
         raise CriterionConfigError(
             f"criterion {name!r}: unknown parameter(s) {', '.join(map(repr, unknown))} "
-            f"(valid parameters: {', '.join(cls.Params.model_fields)})"
+            f"(valid parameters: {', '.join(param_names(cls.Params))})"
         )
     return cls(**params)
 
@@ -314,7 +314,7 @@ def _format_value(v: Any) -> str:
 
 
 def format_spec(name: str, params: dict[str, Any], model: type[BaseModel]) -> str:
-    """Canonical spec string: every parameter in declaration order, ``signal`` only if not default."""
+    """Canonical spec string: every parameter in order; ``signal`` only when not the default."""
     parts = []
     for key, finfo in model.model_fields.items():
         if key not in params:
