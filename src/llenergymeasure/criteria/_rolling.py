@@ -99,6 +99,10 @@ def rolling_moments(
 class RollingMoments:
     """Online twin of :func:`rolling_moments`: O(1) amortised per value.
 
+    Plain Python floats and lists (no numpy scalars on the hot path); the
+    additions are done in the same order as the offline ``numpy.cumsum``
+    calls, so both forms give the same bits.
+
     Parameters
     ----------
     w : int
@@ -113,13 +117,13 @@ class RollingMoments:
 
     def reset(self) -> None:
         """Forget every value."""
-        self._buf = np.zeros(self.w)
+        self._buf = [0.0] * self.w
         self._i = 0  # values seen
         self._ref = 0.0
         self._p1 = 0.0
         self._p2 = 0.0
-        self._s1 = np.zeros(self.w)
-        self._s2 = np.zeros(self.w)
+        self._s1 = [0.0] * self.w
+        self._s2 = [0.0] * self.w
 
     @property
     def count(self) -> int:
@@ -133,16 +137,19 @@ class RollingMoments:
         if j == 0:
             # A new block starts: its first value is the new reference. The
             # suffix sums of the previous block (still in the buffer) are
-            # recomputed relative to it, in the offline form's order.
+            # recomputed relative to it, from the block's end backwards, as
+            # the offline form's reversed cumsum does.
             self._ref = x
             if self._i > 0:
-                d_prev = self._buf - x
-                rev1 = np.cumsum(d_prev[::-1])[::-1]
-                rev2 = np.cumsum((d_prev * d_prev)[::-1])[::-1]
-                self._s1[:-1] = rev1[1:]
-                self._s2[:-1] = rev2[1:]
-                self._s1[-1] = 0.0
-                self._s2[-1] = 0.0
+                buf, s1, s2 = self._buf, self._s1, self._s2
+                a1 = a2 = 0.0
+                s1[w - 1] = s2[w - 1] = 0.0
+                for k in range(w - 1, 0, -1):
+                    d = buf[k] - x
+                    a1 += d
+                    a2 += d * d
+                    s1[k - 1] = a1
+                    s2[k - 1] = a2
             self._p1 = 0.0
             self._p2 = 0.0
         d = x - self._ref
@@ -157,14 +164,13 @@ class RollingMoments:
         else:
             t1 = self._p1 + self._s1[j]
             t2 = self._p2 + self._s2[j]
-        mean = self._ref + t1 / w
-        m2 = max(t2 - t1 * t1 / w, 0.0)
-        return mean, m2
+        m2 = t2 - t1 * t1 / w
+        return self._ref + t1 / w, (m2 if m2 > 0.0 else 0.0)
 
     def window(self) -> np.ndarray:
         """The last ``min(count, w)`` values, oldest first."""
         n = min(self._i, self.w)
         if self._i <= self.w:
-            return self._buf[:n].copy()
+            return np.array(self._buf[:n])
         j = self._i % self.w
-        return np.concatenate([self._buf[j:], self._buf[:j]])
+        return np.array(self._buf[j:] + self._buf[:j])

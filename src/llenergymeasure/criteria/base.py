@@ -302,19 +302,22 @@ class Criterion(abc.ABC):
         InvalidSampleError
             If the value is NaN or infinite.
         """
-        if isinstance(x, Mapping):
-            try:
-                x = x[self.signal]
-            except KeyError:
-                raise KeyError(
-                    f"signal {self.signal!r} not among the recorded signals {list(x)}"
-                ) from None
-        value = float(x)  # type: ignore[arg-type]
-        if not math.isfinite(value):
-            raise InvalidSampleError(self.n_seen_, value, self.signal)
-        if self.needs_time and t is None:
+        if x.__class__ is not float:  # fast path for the common case
+            if isinstance(x, Mapping):
+                try:
+                    x = x[self.signal]
+                except KeyError:
+                    raise KeyError(
+                        f"signal {self.signal!r} not among the recorded signals {list(x)}"
+                    ) from None
+            x = float(x)  # type: ignore[arg-type]
+        if not math.isfinite(x):  # type: ignore[arg-type]
+            raise InvalidSampleError(self.n_seen_, x, self.signal)  # type: ignore[arg-type]
+        if t is not None:
+            t = float(t)
+        elif self.needs_time:
             raise ValueError(f"criterion {self.name!r} needs sample times; pass t=")
-        self._update(value, None if t is None else float(t))
+        self._update(x, t)  # type: ignore[arg-type]
         self.n_seen_ += 1
         return self
 
