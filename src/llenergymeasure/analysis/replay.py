@@ -226,7 +226,7 @@ def expand_grid(
 def _expand_one(base: Criterion, axes: Mapping[str, Sequence[Any]]) -> list[Criterion]:
     names = list(axes)
     combos = itertools.product(*(list(axes[n]) for n in names))
-    return [make_criterion(base, **dict(zip(names, combo, strict=True))) for combo in combos]
+    return [make_criterion(base.spec, **dict(zip(names, combo, strict=True))) for combo in combos]
 
 
 def _sweep_rule(crit: Criterion) -> tuple[str, str] | None:
