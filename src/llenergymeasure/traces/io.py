@@ -1,0 +1,638 @@
+"""Saving, loading and streaming traces.
+
+Three native formats, chosen by suffix:
+
+* Parquet (``.parquet``, ``.pq``): the attempt table, with the metadata JSON in
+  the file's key-value metadata under :data:`PARQUET_METADATA_KEY`;
+* CSV (``.csv``) with a JSON sidecar ``<file>.meta.json`` holding the metadata;
+* JSON Lines (``.jsonl``): a header line ``{"trace_metadata": {...}, "partial":
+  false}``, then one JSON object per attempt.
+
+Every save is atomic (temporary file in the same folder, fsync, rename), so a
+reader never observes a partial final file. :class:`TraceWriter` streams a
+recording to ``<path>.partial.jsonl``, one flushed line per attempt, and
+:meth:`TraceWriter.finalize` writes the final file atomically and removes the
+in-progress one. :func:`load_trace` reads an in-progress or killed recording
+and recovers every complete line; in a finalised JSON Lines file a truncated
+last line is an error.
+
+Other formats (Traini JMH JSON, pyperf, JMH, generic CSV) are read by
+:mod:`llenergymeasure.traces.importers` (``import_file(path, format)`` and
+``detect_format(path)``), imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from llenergymeasure.domain.trace import (
+    ALL_COLUMNS,
+    REQUIRED_COLUMNS,
+    RunInfo,
+    Trace,
+    TraceFormatError,
+    TraceMetadata,
+    check_runs,
+    metadata_from_dict,
+    normalize_frame,
+)
+from llenergymeasure.traces.migrations import migrate
+
+__all__ = [
+    "NATIVE_FORMATS",
+    "PARQUET_METADATA_KEY",
+    "TraceWriter",
+    "detect_native_format",
+    "load_trace",
+    "load_traces",
+    "partial_path_for",
+    "save_trace",
+    "sidecar_path_for",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Key of the metadata JSON in a Parquet file's key-value metadata.
+PARQUET_METADATA_KEY = b"llenergymeasure.trace"
+#: Key of the metadata in the header line of a JSON Lines trace.
+JSONL_HEADER_KEY = "trace_metadata"
+PARTIAL_SUFFIX = ".partial.jsonl"
+SIDECAR_SUFFIX = ".meta.json"
+#: Formats read and written by this module (the rest go to the importers).
+NATIVE_FORMATS = ("parquet", "csv", "jsonl")
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+def partial_path_for(path: str | os.PathLike[str]) -> Path:
+    """The in-progress file of a recording whose final file is ``path``."""
+    p = Path(path)
+    return p.with_name(p.name + PARTIAL_SUFFIX)
+
+
+def sidecar_path_for(path: str | os.PathLike[str]) -> Path:
+    """The JSON metadata sidecar of a CSV trace."""
+    p = Path(path)
+    return p.with_name(p.name + SIDECAR_SUFFIX)
+
+
+def _suffix_format(path: Path) -> str | None:
+    if path.name.endswith(PARTIAL_SUFFIX):
+        return "jsonl"
+    return _SUFFIXES.get(path.suffix.lower())
+
+
+def detect_native_format(path: str | os.PathLike[str]) -> str | None:
+    """``"parquet"``, ``"csv"`` (with a sidecar) or ``"jsonl"`` (with a header), else None."""
+    p = Path(path)
+    fmt = _suffix_format(p)
+    if fmt == "csv" and not sidecar_path_for(p).is_file():
+        return None
+    if fmt == "jsonl":
+        try:
+            with p.open("rb") as fh:
+                first = fh.readline()
+            head = json.loads(first)
+        except (OSError, ValueError):
+            return "jsonl" if p.name.endswith(PARTIAL_SUFFIX) else None
+        return "jsonl" if isinstance(head, dict) and JSONL_HEADER_KEY in head else None
+    return fmt
+
+
+# ------------------------------------------------------------------ atomicity
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not supported on this platform / filesystem
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success fsync it and rename it over."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with tmp_path.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+# ------------------------------------------------------------------ json rows
+def _json_value(v: Any) -> Any:
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return str(v)
+
+
+def _row_line(row: Mapping[str, Any]) -> str:
+    return json.dumps({str(k): _json_value(v) for k, v in row.items()}, allow_nan=False)
+
+
+def _header_line(metadata: TraceMetadata, *, partial: bool) -> str:
+    meta = json.loads(metadata.model_dump_json())
+    return json.dumps({JSONL_HEADER_KEY: meta, "partial": partial})
+
+
+def _frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    cols = list(frame.columns)
+    arrays = [frame[c].astype(object).to_numpy() for c in cols]
+    for i in range(len(frame)):
+        yield {c: a[i] for c, a in zip(cols, arrays, strict=True)}
+
+
+# ---------------------------------------------------------------------- save
+def save_trace(trace: Trace, path: str | os.PathLike[str], *, format: str | None = None) -> Path:
+    """Write ``trace`` atomically in the format given by ``format`` or the suffix of ``path``.
+
+    Parameters
+    ----------
+    trace : Trace
+        Validated before writing.
+    path : path-like
+        Destination; ``.parquet``/``.pq``, ``.csv`` (plus ``<path>.meta.json``)
+        or ``.jsonl``.
+    format : {"parquet", "csv", "jsonl"}, optional
+        Overrides the suffix.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    path = Path(path)
+    fmt = format or _suffix_format(path)
+    if fmt not in NATIVE_FORMATS:
+        raise ValueError(
+            f"cannot write {path}: unknown trace format {fmt!r} (suffix {path.suffix!r}); "
+            f"use one of .parquet, .csv, .jsonl"
+        )
+    trace.validate()
+    if fmt == "parquet":
+        _save_parquet(trace, path)
+    elif fmt == "csv":
+        _save_csv(trace, path)
+    else:
+        _save_jsonl(trace, path)
+    logger.info("wrote %d attempts of %d run(s) to %s", len(trace.data),
+                len(trace.metadata.runs), path)
+    return path
+
+
+def _save_parquet(trace: Trace, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frame = trace.data.copy()
+    if "error" in frame.columns:
+        frame["error"] = frame["error"].astype(object)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[PARQUET_METADATA_KEY] = trace.metadata.model_dump_json().encode()
+    table = table.replace_schema_metadata(meta)
+    with _atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _save_csv(trace: Trace, path: Path) -> None:
+    with _atomic_path(sidecar_path_for(path)) as tmp:
+        tmp.write_text(trace.metadata.model_dump_json(indent=2), encoding="utf-8")
+    with _atomic_path(path) as tmp:
+        trace.data.to_csv(tmp, index=False)
+
+
+def _save_jsonl(trace: Trace, path: Path) -> None:
+    with _atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        fh.write(_header_line(trace.metadata, partial=False) + "\n")
+        for rec in _frame_records(trace.data):
+            fh.write(_row_line(rec) + "\n")
+
+
+# ---------------------------------------------------------------------- load
+def load_trace(path: str | os.PathLike[str], format: str | None = None) -> Trace:
+    """Read a trace file.
+
+    Parameters
+    ----------
+    path : path-like
+        A native trace (``.parquet``, ``.csv`` with its sidecar, ``.jsonl``,
+        an in-progress ``.partial.jsonl``) or a file an importer reads.
+    format : str, optional
+        ``"parquet"``, ``"csv"``, ``"jsonl"`` for native files; any other
+        name (``"traini"``, ``"pyperf"``, ``"jmh"``, ...) — and ``"csv"``
+        without a sidecar — is passed to
+        ``llenergymeasure.traces.importers.import_file``. When omitted the
+        format comes from the suffix, else from the importers'
+        ``detect_format``.
+
+    Returns
+    -------
+    Trace
+        Validated and migrated to the current schema version.
+
+    Raises
+    ------
+    TraceFormatError
+        When the file does not follow the schema (naming file, line or row,
+        and field), or its format is unknown.
+    FileNotFoundError
+        When ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no trace file {path}")
+    fmt = format
+    if fmt is None:
+        fmt = detect_native_format(path)
+    elif fmt == "csv" and not sidecar_path_for(path).is_file():
+        fmt = None
+        format = "csv"
+    if fmt == "parquet":
+        return _load_parquet(path)
+    if fmt == "jsonl":
+        return _load_jsonl(path)
+    if fmt == "csv":
+        return _load_csv(path)
+    return _import(path, format)
+
+
+def _import(path: Path, format: str | None) -> Trace:
+    try:
+        from llenergymeasure.traces import importers
+    except ImportError as exc:  # pragma: no cover - the package ships the subpackage
+        raise TraceFormatError(f"no importers available ({exc})", file=str(path)) from None
+    if format is None:
+        detect = getattr(importers, "detect_format", None)
+        format = detect(path) if detect is not None else None
+        if format is None:
+            raise TraceFormatError(
+                "unknown trace format: not a native trace (.parquet, .csv with a "
+                f"{SIDECAR_SUFFIX} sidecar, .jsonl with a header) and no importer recognises it",
+                file=str(path),
+            )
+    import_file = getattr(importers, "import_file", None)
+    if import_file is None:
+        raise TraceFormatError(f"no importer for format {format!r} is installed", file=str(path))
+    trace = import_file(path, format)
+    if not isinstance(trace, Trace):
+        raise TypeError(f"importer for {format!r} returned {type(trace).__name__}, not a Trace")
+    return trace
+
+
+def _finish(raw_meta: Any, frame: pd.DataFrame, *, file: str, lines: Any = None,
+            meta_line: int | None = None) -> Trace:
+    if not isinstance(raw_meta, dict):
+        raise TraceFormatError(f"metadata must be a JSON object, got {type(raw_meta).__name__}",
+                               file=file, line=meta_line, field="metadata")
+    raw_meta, frame = migrate(raw_meta, frame, file=file, line=meta_line)
+    metadata = metadata_from_dict(raw_meta, file=file, line=meta_line)
+    data = normalize_frame(frame, file=file, lines=lines)
+    check_runs(data, metadata, file=file)
+    return Trace(data, metadata)
+
+
+def _load_parquet(path: Path) -> Trace:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for corrupt files
+        raise TraceFormatError(f"not a readable Parquet file ({exc})", file=str(path)) from None
+    raw = (table.schema.metadata or {}).get(PARQUET_METADATA_KEY)
+    if raw is None:
+        raise TraceFormatError(
+            f"Parquet file without trace metadata (key {PARQUET_METADATA_KEY.decode()!r})",
+            file=str(path), field="metadata",
+        )
+    try:
+        meta = json.loads(raw)
+    except ValueError as exc:
+        raise TraceFormatError(f"metadata is not valid JSON ({exc})", file=str(path),
+                               field="metadata") from None
+    return _finish(meta, table.to_pandas(), file=str(path))
+
+
+def _load_csv(path: Path) -> Trace:
+    side = sidecar_path_for(path)
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TraceFormatError(f"CSV trace without its metadata sidecar {side.name}",
+                               file=str(path), field="metadata") from None
+    except ValueError as exc:
+        raise TraceFormatError(f"metadata sidecar is not valid JSON ({exc})", file=str(side),
+                               field="metadata") from None
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in ALL_COLUMNS}, keep_default_na=False,
+                            na_values={c: [""] for c in ALL_COLUMNS})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise TraceFormatError(f"not a readable CSV file ({exc})", file=str(path)) from None
+    lines = np.arange(len(frame)) + 2
+    return _finish(meta, frame, file=str(path), lines=lines)
+
+
+def _load_jsonl(path: Path) -> Trace:
+    data = path.read_bytes()
+    return parse_jsonl(data, file=str(path), partial=None)
+
+
+def parse_jsonl(data: bytes, *, file: str, partial: bool | None = None) -> Trace:
+    """Parse the bytes of a JSON Lines trace.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    file : str
+        Name for error messages.
+    partial : bool, optional
+        Whether this is an in-progress recording (its unfinished last line is
+        dropped and its runs are marked interrupted); None reads the
+        header's ``partial`` flag.
+    """
+    raw_lines = data.split(b"\n")
+    ends_with_newline = data.endswith(b"\n")
+    if ends_with_newline:
+        raw_lines.pop()
+    if not raw_lines or not raw_lines[0].strip():
+        raise TraceFormatError("empty file: no header line", file=file, line=1,
+                               field=JSONL_HEADER_KEY)
+    try:
+        header = json.loads(raw_lines[0])
+    except ValueError as exc:
+        raise TraceFormatError(f"header is not valid JSON ({exc})", file=file, line=1,
+                               field=JSONL_HEADER_KEY) from None
+    if not isinstance(header, dict) or JSONL_HEADER_KEY not in header:
+        raise TraceFormatError(
+            f"first line must be the header {{{JSONL_HEADER_KEY!r}: {{...}}}}",
+            file=file, line=1, field=JSONL_HEADER_KEY,
+        )
+    if partial is None:
+        partial = bool(header.get("partial", False))
+    rows: list[dict[str, Any]] = []
+    line_numbers: list[int] = []
+    last = len(raw_lines)
+    for number, raw in enumerate(raw_lines[1:], start=2):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError as exc:
+            if number == last and not ends_with_newline:
+                if partial:
+                    logger.warning("%s: dropping the unfinished last line %d of an in-progress "
+                                   "recording", file, number)
+                    break
+                raise TraceFormatError(
+                    f"truncated last line ({exc}); the file was not finalised", file=file,
+                    line=number,
+                ) from None
+            raise TraceFormatError(f"invalid JSON ({exc})", file=file, line=number) from None
+        if not isinstance(obj, dict):
+            raise TraceFormatError(f"an attempt must be a JSON object, got {obj!r}",
+                                   file=file, line=number)
+        missing = [c for c in REQUIRED_COLUMNS if c not in obj]
+        if missing:
+            raise TraceFormatError(f"missing required field(s) {missing}", file=file,
+                                   line=number, field=missing[0])
+        rows.append(obj)
+        line_numbers.append(number)
+    columns: dict[str, list[Any]] = {}
+    for i, obj in enumerate(rows):
+        for k, v in obj.items():
+            col = columns.get(k)
+            if col is None:
+                col = columns[k] = [None] * i
+            col.append(v)
+        for col in columns.values():
+            if len(col) == i:
+                col.append(None)
+    names = list(columns) or list(REQUIRED_COLUMNS)
+    frame = pd.DataFrame(
+        {k: pd.Series(columns.get(k, []), dtype=object) for k in names}
+    )
+    trace = _finish(header[JSONL_HEADER_KEY], frame, file=file, lines=line_numbers,
+                    meta_line=1)
+    if partial:
+        runs = [
+            r.model_copy(update={"interrupted": True}) if r.status == "recording" else r
+            for r in trace.metadata.runs
+        ]
+        trace = Trace(trace.data, trace.metadata.model_copy(update={"runs": runs}))
+    return trace
+
+
+def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
+    """Load one trace file, or every trace in a folder (sorted by name).
+
+    In a folder, native traces and files an importer recognises are read;
+    CSV sidecars and unrecognised files are skipped (logged at debug level).
+    An in-progress ``.partial.jsonl`` is skipped when its final file exists.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return [load_trace(p)]
+    traces = []
+    for child in sorted(p.iterdir()):
+        if not child.is_file() or child.name.endswith(SIDECAR_SUFFIX) or child.name.startswith("."):
+            continue
+        if child.name.endswith(PARTIAL_SUFFIX):
+            final = child.with_name(child.name[: -len(PARTIAL_SUFFIX)])
+            if final.exists():
+                continue
+        fmt = detect_native_format(child)
+        if fmt is None:
+            try:
+                from llenergymeasure.traces import importers
+
+                detect = getattr(importers, "detect_format", None)
+                imported = detect(child) if detect is not None else None
+            except ImportError:  # pragma: no cover
+                imported = None
+            if imported is None:
+                logger.debug("skipping %s: not a trace", child)
+                continue
+            traces.append(_import(child, imported))
+        else:
+            traces.append(load_trace(child, fmt))
+    return traces
+
+
+# ------------------------------------------------------------------ recording
+class TraceWriter:
+    """Stream a recording to JSON Lines, then finalise it atomically.
+
+    The in-progress file is ``<path>.partial.jsonl``: its header (metadata,
+    ``"partial": true``) is written and fsynced when the writer opens, and
+    every :meth:`write_attempt` writes one line and flushes it, so a crash
+    loses at most the attempt being written. :meth:`finalize` writes the final
+    file (format from the suffix of ``path``, or Parquet with
+    ``to_parquet=True``) atomically and removes the in-progress file.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file.
+    metadata : TraceMetadata
+        Metadata of the recording; its runs should carry ``status="recording"``.
+    fsync_every : int, default 0
+        Also fsync the in-progress file every this many attempts (0: only flush;
+        a flush survives a killed process, an fsync also a power loss).
+
+    Examples
+    --------
+    >>> w = TraceWriter("run.jsonl", TraceMetadata(runs=[RunInfo(run_id="r0", status="recording")]))
+    >>> w.write_attempt({"index": 0, "t_start_ns": 0, "t_end_ns": 9, "wall_start_ns": 1,
+    ...                  "latency_ms": 9e-6, "ok": True, "error": None})  # doctest: +SKIP
+    >>> w.finalize(status="fixed")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str], metadata: TraceMetadata, *,
+                 fsync_every: int = 0) -> None:
+        self.path = Path(path)
+        self.metadata = metadata
+        self.partial_path = partial_path_for(self.path)
+        self.fsync_every = int(fsync_every)
+        self._lines: list[str] = []
+        self._closed = False
+        self.partial_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.partial_path.exists():
+            raise FileExistsError(
+                f"{self.partial_path} exists: an earlier recording did not finish; load it "
+                "with load_trace() to recover it, or remove it"
+            )
+        self._fh: IO[str] = self.partial_path.open("x", encoding="utf-8")
+        self._fh.write(_header_line(metadata, partial=True) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        _fsync_dir(self.partial_path.parent)
+
+    @property
+    def n_written(self) -> int:
+        """Attempts written so far."""
+        return len(self._lines)
+
+    def write_attempt(self, row: Mapping[str, Any]) -> None:
+        """Append one attempt and flush it to the in-progress file.
+
+        ``run_id`` may be omitted when the metadata describes exactly one run.
+        """
+        if self._closed:
+            raise RuntimeError(f"trace writer for {self.path} is already finalised")
+        if "run_id" not in row:
+            if len(self.metadata.runs) != 1:
+                raise ValueError("row has no 'run_id' and the metadata describes "
+                                 f"{len(self.metadata.runs)} runs")
+            row = {"run_id": self.metadata.runs[0].run_id, **row}
+        line = _row_line(row)
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        self._lines.append(line)
+        if self.fsync_every and len(self._lines) % self.fsync_every == 0:
+            os.fsync(self._fh.fileno())
+
+    def finalize(
+        self,
+        runs: Sequence[RunInfo] | None = None,
+        *,
+        to_parquet: bool = False,
+        metadata: TraceMetadata | None = None,
+        **run_updates: Any,
+    ) -> Path:
+        """Write the final file atomically and remove the in-progress one.
+
+        Parameters
+        ----------
+        runs : sequence of RunInfo, optional
+            Replace the runs of the metadata.
+        to_parquet : bool, default False
+            Write Parquet (at ``path`` if it ends in ``.parquet``, else at
+            ``path`` with the suffix replaced).
+        metadata : TraceMetadata, optional
+            Replace the whole metadata.
+        **run_updates
+            Field updates (``stop_index=``, ``status=``, ``shadow=``,
+            ``interrupted=``...) applied to the single run of the metadata.
+
+        Returns
+        -------
+        Path
+            The final file.
+        """
+        if self._closed:
+            raise RuntimeError(f"trace writer for {self.path} is already finalised")
+        meta = metadata if metadata is not None else self.metadata
+        if runs is not None:
+            meta = meta.model_copy(update={"runs": list(runs)})
+        if run_updates:
+            if len(meta.runs) != 1:
+                raise ValueError(f"run updates need exactly one run, metadata has {len(meta.runs)}")
+            updated = RunInfo.model_validate({**meta.runs[0].model_dump(), **run_updates})
+            meta = meta.model_copy(update={"runs": [updated]})
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._closed = True
+        self.metadata = meta
+        final = self.path
+        fmt = _suffix_format(final)
+        if to_parquet:
+            fmt = "parquet"
+            if final.suffix.lower() not in (".parquet", ".pq"):
+                final = final.with_suffix(".parquet")
+        body = "\n".join([_header_line(meta, partial=False), *self._lines]) + "\n"
+        trace = parse_jsonl(body.encode(), file=str(self.partial_path), partial=False)
+        if fmt == "jsonl" or fmt is None:
+            with _atomic_path(final) as tmp:
+                tmp.write_text(body, encoding="utf-8")
+        else:
+            save_trace(trace, final, format=fmt)
+        self.partial_path.unlink(missing_ok=True)
+        _fsync_dir(final.parent)
+        logger.info("finalised trace %s (%d attempts)", final, len(self._lines))
+        return final
+
+    def abandon(self) -> None:
+        """Close the in-progress file without finalising (it stays loadable)."""
+        if not self._closed:
+            self._fh.close()
+            self._closed = True
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abandon()
