@@ -43,6 +43,9 @@ class WarmupResult(BaseModel):
     stop_reason: str = Field("", description="One human sentence saying why warmup stopped.")
     duration_s: float = Field(0.0, ge=0, description="Wall time of the warmup, in seconds.")
     criterion: str = Field("", description="Spec string of the criterion used.")
+    trace_path: str | None = Field(
+        None, description="Final trace file of the run, when it was recorded."
+    )
 
     @property
     def has_statistic(self) -> bool:

@@ -570,6 +570,7 @@ class TraceWriter:
         runs: Sequence[RunInfo] | None = None,
         *,
         to_parquet: bool = False,
+        format: str | None = None,
         metadata: TraceMetadata | None = None,
         **run_updates: Any,
     ) -> Path:
@@ -582,6 +583,8 @@ class TraceWriter:
         to_parquet : bool, default False
             Write Parquet (at ``path`` if it ends in ``.parquet``, else at
             ``path`` with the suffix replaced).
+        format : {"jsonl", "parquet", "csv"}, optional
+            Final format at ``path``, overriding its suffix.
         metadata : TraceMetadata, optional
             Replace the whole metadata.
         **run_updates
@@ -608,7 +611,9 @@ class TraceWriter:
         self._closed = True
         self.metadata = meta
         final = self.path
-        fmt = _suffix_format(final)
+        fmt = format or _suffix_format(final)
+        if fmt is not None and fmt not in NATIVE_FORMATS:
+            raise ValueError(f"unknown trace format {fmt!r}; use one of {NATIVE_FORMATS}")
         if to_parquet:
             fmt = "parquet"
             if final.suffix.lower() not in (".parquet", ".pq"):
