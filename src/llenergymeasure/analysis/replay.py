@@ -59,6 +59,7 @@ __all__ = [
     "ReplaySampleError",
     "expand_grid",
     "replay",
+    "trace_id_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -292,7 +293,13 @@ class _Run:
         return int(self.times.shape[0])
 
 
-def _trace_id(trace: Any, position: int) -> str:
+def trace_id_of(trace: Any, position: int = 0) -> str:
+    """The identifier replay gives a trace's rows.
+
+    The first of: a ``trace_id`` or ``name`` attribute, the ``trace_id`` or
+    ``name`` tag of its metadata, the ``benchmark`` / ``file`` / ``source_file``
+    / ``path`` provenance of its first run, else ``f"trace{position}"``.
+    """
     for attr in ("trace_id", "name"):
         value = getattr(trace, attr, None)
         if isinstance(value, str) and value:
@@ -341,7 +348,7 @@ def _runs_of(item: Any, position: int, needed: tuple[str, ...]) -> list[_Run]:
 
 
 def _runs_of_trace(trace: Any, position: int, needed: tuple[str, ...]) -> list[_Run]:
-    tid = _trace_id(trace, position)
+    tid = trace_id_of(trace, position)
     data = getattr(trace, "data", None)
     columns = set(getattr(data, "columns", ()))
     missing = [s for s in needed if columns and s not in columns]
