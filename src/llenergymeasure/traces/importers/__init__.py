@@ -1,1 +1,153 @@
-"""llenergymeasure subpackage."""
+"""Importers: latency series recorded by other harnesses, read as traces.
+
+=========  =====================================================  ==========================
+format     source                                                 module
+=========  =====================================================  ==========================
+traini     Traini et al. JMH steady-state corpus (labelled)       :mod:`.traini`
+pyperf     pyperf JSON ``"version": "1.0"`` (``.json``, ``.gz``)  :mod:`.pyperf`
+jmh        JMH result JSON (``-rf json``)                         :mod:`.jmh`
+csv        any CSV of latencies, through a column mapping         :mod:`.generic_csv`
+=========  =====================================================  ==========================
+
+:func:`import_file` reads one file in a named format (or the detected one);
+:func:`detect_format` recognises a format from the file's content.
+:func:`~llenergymeasure.traces.load_trace` calls both for files that are
+not native traces. Every imported run has ``status="imported"``, the source
+in ``RunInfo.provenance`` (``format``, ``file`` and format-specific keys)
+and, where the source has them, labels (``reference_start``, ``labels``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.domain.trace import Trace, TraceFormatError
+from llenergymeasure.traces.importers._common import read_json
+from llenergymeasure.traces.importers.generic_csv import (
+    CsvMapping,
+    import_csv,
+    looks_like_latency_csv,
+)
+from llenergymeasure.traces.importers.jmh import import_jmh, looks_like_jmh
+from llenergymeasure.traces.importers.pyperf import import_pyperf, looks_like_pyperf
+from llenergymeasure.traces.importers.traini import (
+    import_traini,
+    load_traini_corpus,
+    looks_like_traini,
+)
+
+__all__ = [
+    "FORMATS",
+    "CsvMapping",
+    "detect_format",
+    "import_csv",
+    "import_file",
+    "import_jmh",
+    "import_pyperf",
+    "import_traini",
+    "load_traini_corpus",
+]
+
+#: Importer formats, by name.
+FORMATS = ("traini", "pyperf", "jmh", "csv")
+
+_IMPORTERS: dict[str, Any] = {
+    "traini": import_traini,
+    "pyperf": import_pyperf,
+    "jmh": import_jmh,
+    "csv": import_csv,
+}
+
+#: Read at most this much to recognise a JSON format (the corpus files are ~1 MB).
+_MAX_SNIFF_BYTES = 256 * 1024 * 1024
+
+
+def detect_format(path: str | os.PathLike[str]) -> str | None:
+    """Recognise an importer format from the file's content.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file.
+
+    Returns
+    -------
+    str or None
+        ``"pyperf"`` for an object with ``version`` and ``benchmarks``
+        (plain or gzip); ``"jmh"`` for a list of objects with ``benchmark``
+        and ``primaryMetric``; ``"traini"`` for a list of forks of numbers
+        that are not all integers (the corpus's ``changepoints/`` files hold
+        integers and are not traces); ``"csv"`` for a text file whose header
+        has a ``latency_ms`` column; None otherwise (including unreadable or
+        invalid files: detection never raises).
+    """
+    p = Path(path)
+    try:
+        if not p.is_file() or p.stat().st_size > _MAX_SNIFF_BYTES:
+            return None
+        with p.open("rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return None
+    stripped = head.lstrip()
+    if head[:2] == b"\x1f\x8b" or stripped[:1] in (b"{", b"["):
+        try:
+            data = read_json(p)
+        except TraceFormatError:
+            return None
+        if looks_like_pyperf(data):
+            return "pyperf"
+        if looks_like_jmh(data):
+            return "jmh"
+        if looks_like_traini(data):
+            return "traini"
+        return None
+    if p.suffix.lower() in (".csv", ".txt", ".tsv") and looks_like_latency_csv(p):
+        return "csv"
+    return None
+
+
+def import_file(path: str | os.PathLike[str], format: str | None = None, **options: Any
+                ) -> Trace:
+    """Read ``path`` with the importer of ``format``.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    format : str, optional
+        One of :data:`FORMATS`; detected with :func:`detect_format` when
+        omitted.
+    **options
+        Passed to the importer (the CSV column mapping: ``latency_col=``,
+        ``unit=``, ``run_col=``, ``time_col=``, ``ok_col=``, ...; ``root=``
+        for Traini).
+
+    Returns
+    -------
+    Trace
+
+    Raises
+    ------
+    TraceFormatError
+        If the format is unknown or undetectable, or the file is malformed
+        (naming the file, the record or line, and the field).
+    FileNotFoundError
+        If ``path`` does not exist.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no file {p}")
+    fmt = format if format is not None else detect_format(p)
+    if fmt is None:
+        raise TraceFormatError(
+            f"cannot tell the format from the content; pass format= (one of {list(FORMATS)})",
+            file=str(p),
+        )
+    importer = _IMPORTERS.get(fmt)
+    if importer is None:
+        raise TraceFormatError(f"unknown import format {fmt!r} (known: {list(FORMATS)})",
+                               file=str(p), field="format")
+    return importer(p, **options)
