@@ -6,7 +6,12 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from llenergymeasure.criteria.base import Criterion, CriterionConfigError, CriterionParams, Evaluation
+from llenergymeasure.criteria.base import (
+    Criterion,
+    CriterionConfigError,
+    CriterionParams,
+    Evaluation,
+)
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["BDNFluctuation"]

@@ -72,7 +72,7 @@ def kpss_statistic(windows: NDArray[np.float64], nlags: str | int) -> NDArray[np
     Rows without variation (max == min) get 0: a constant window is stationary
     (statsmodels fails on it with a division by zero).
     """
-    m, n = windows.shape
+    n = windows.shape[1]
     resids = windows - windows.mean(axis=1, keepdims=True)
     lags = kpss_lags(resids, nlags)
     eta = np.sum(np.cumsum(resids, axis=1) ** 2, axis=1) / (n**2)

@@ -135,7 +135,9 @@ class PyperfHalves(WindowedCriterion):
     scale_invariant = True
     statistic_label = "halves"
 
-    def __init__(self, sample_size: int = 20, *, signal: str = "latency_ms", **limits: float) -> None:
+    def __init__(
+        self, sample_size: int = 20, *, signal: str = "latency_ms", **limits: float
+    ) -> None:
         super().__init__(sample_size=sample_size, signal=signal, **limits)
 
     @property
