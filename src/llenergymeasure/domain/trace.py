@@ -646,7 +646,7 @@ class Trace:
         """Build and validate a trace from attempt dicts (missing nullable fields become null)."""
         frame = pd.DataFrame(list(rows))
         for name, spec in REQUIRED_COLUMNS.items():
-            if name not in frame.columns and spec.nullable:
+            if name not in frame.columns and (spec.nullable or not len(frame)):
                 frame[name] = pd.Series([None] * len(frame), dtype=object)
         return cls(normalize_frame(frame), metadata).validate()
 

@@ -39,6 +39,7 @@ import pandas as pd
 from llenergymeasure.domain.trace import (
     ALL_COLUMNS,
     REQUIRED_COLUMNS,
+    TRACE_SCHEMA_VERSION,
     RunInfo,
     Trace,
     TraceFormatError,
@@ -47,7 +48,7 @@ from llenergymeasure.domain.trace import (
     metadata_from_dict,
     normalize_frame,
 )
-from llenergymeasure.traces.migrations import migrate
+from llenergymeasure.traces.migrations import migrate, schema_version_of
 
 __all__ = [
     "NATIVE_FORMATS",
@@ -403,6 +404,11 @@ def parse_jsonl(data: bytes, *, file: str, partial: bool | None = None) -> Trace
         )
     if partial is None:
         partial = bool(header.get("partial", False))
+    raw_meta = header[JSONL_HEADER_KEY]
+    current = (
+        isinstance(raw_meta, dict)
+        and schema_version_of(raw_meta, file=file, line=1) == TRACE_SCHEMA_VERSION
+    )
     rows: list[dict[str, Any]] = []
     line_numbers: list[int] = []
     last = len(raw_lines)
@@ -425,7 +431,7 @@ def parse_jsonl(data: bytes, *, file: str, partial: bool | None = None) -> Trace
         if not isinstance(obj, dict):
             raise TraceFormatError(f"an attempt must be a JSON object, got {obj!r}",
                                    file=file, line=number)
-        missing = [c for c in REQUIRED_COLUMNS if c not in obj]
+        missing = [c for c in REQUIRED_COLUMNS if c not in obj] if current else []
         if missing:
             raise TraceFormatError(f"missing required field(s) {missing}", file=file,
                                    line=number, field=missing[0])
