@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,7 +37,7 @@ def test_known_wee_and_waste() -> None:
     x = np.full(100, 1000.0)
     runs = {("t", "r"): RunSeries(x, None, 10)}
     s = score(_frame([9, 3, 30, None]), runs, tolerance_s=5.0, n_resamples=200)
-    assert list(s["wee"]) == [0, -6, 21, pd.NA] or s["wee"].isna().iloc[3]
+    assert s["wee"].isna().iloc[3]
     assert s["wee"].iloc[:3].tolist() == [0, -6, 21]
     np.testing.assert_allclose(s["wee_s"].iloc[:3], [0.0, -6.0, 21.0])
     assert s["waste_band"].tolist()[:3] == ["exact", "under", "over"]
@@ -94,7 +92,9 @@ def test_no_reference_and_errors() -> None:
     scale=st.floats(1e-3, 1e3),
     seed=st.integers(0, 2**16),
 )
-def test_properties_wee_zero_and_scale_invariance(n: int, ref: int, scale: float, seed: int) -> None:
+def test_properties_wee_zero_and_scale_invariance(
+    n: int, ref: int, scale: float, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     x = rng.lognormal(3, 0.2, n)
     stop = max(ref - 1, 0) if ref > 0 else 0
