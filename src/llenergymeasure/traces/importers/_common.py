@@ -17,6 +17,7 @@ from llenergymeasure.domain.trace import (
     Trace,
     TraceFormatError,
     TraceMetadata,
+    check_runs,
     normalize_frame,
 )
 
@@ -159,7 +160,9 @@ def build_trace(
         tags=all_tags,
         runs=[r.info() for r in runs],
     )
-    return Trace(frame, metadata).validate()
+    # normalize_frame + check_runs is Trace.validate() without normalising twice
+    check_runs(frame, metadata, file=str(file))
+    return Trace(frame, metadata)
 
 
 def is_gzip(path: Path) -> bool:
