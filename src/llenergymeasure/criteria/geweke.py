@@ -228,5 +228,5 @@ class Geweke(WindowedCriterion):
         denom = np.sqrt(spectrum0_ar(a) / n_a + spectrum0_ar(b) / n_b)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = diff / denom
-        z = np.where(denom == 0, np.where(diff == 0, 0.0, np.sign(diff) * np.inf), z)
+        z = np.where(denom == 0, np.where(diff == 0, 0.0, np.copysign(np.inf, diff)), z)
         return np.where(np.isinf(denom), 0.0, z)

@@ -156,7 +156,7 @@ def _trend_stats(
         tstat = slope / se
         mean = c + t1 / w
         rel = np.where(mean > 0, slope / mean, np.nan)
-    tstat = np.where(se == 0, np.where(slope == 0, 0.0, np.sign(slope) * np.inf), tstat)
+    tstat = np.where(se == 0, np.where(slope == 0, 0.0, np.copysign(np.inf, slope)), tstat)
     return slope, tstat, rel
 
 
