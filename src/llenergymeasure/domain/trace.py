@@ -486,7 +486,10 @@ def _coerce_str(col: pd.Series, name: str, spec: ColumnSpec, loc: _Locator) -> p
         bad = col.map(lambda v: not (v is None or isinstance(v, str) or v is pd.NA
                                      or (isinstance(v, float) and np.isnan(v))))
         raise _bad_type(loc, name, spec, col, _first(bad.to_numpy(bool)))
-    return col.where(col.notna(), None)
+    if kind == "empty":  # every value missing: make them all None
+        return pd.Series(np.full(len(col), None, dtype=object), index=col.index)
+    na = col.isna().to_numpy(dtype=bool)
+    return col.where(~na, None) if na.any() else col
 
 
 def normalize_frame(
