@@ -117,10 +117,10 @@ STOP_RULES = [
 
 #: Series lengths drawn by hypothesis. Some criteria are quadratic offline and
 #: every online step is a Python call, so lengths stay in the low hundreds.
-MAX_N = 160
+MAX_N = 120
 
 PROPERTY_SETTINGS = settings(
-    max_examples=30,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -293,7 +293,7 @@ def test_online_equals_offline(spec: str, x: NDArray[np.float64]) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS)
-@settings(PROPERTY_SETTINGS, max_examples=15)
+@settings(PROPERTY_SETTINGS, max_examples=10)
 @given(x=positive_series(), data=st.data())
 def test_causal(spec: str, x: NDArray[np.float64], data: st.DataObject) -> None:
     """``evaluate(x[:k])`` equals the first ``k`` entries of ``evaluate(x)``."""
@@ -310,7 +310,7 @@ def test_causal(spec: str, x: NDArray[np.float64], data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("spec", SCALE_INVARIANT_SPECS)
-@settings(PROPERTY_SETTINGS, max_examples=20)
+@settings(PROPERTY_SETTINGS, max_examples=12)
 @given(x=positive_series())
 def test_scale_invariance(spec: str, x: NDArray[np.float64]) -> None:
     """A criterion declaring ``scale_invariant`` gives the same verdicts on ``1000 * x``.
