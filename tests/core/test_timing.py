@@ -393,3 +393,48 @@ def test_max_new_tokens_must_be_positive(tiny) -> None:
     model, tok = tiny
     with pytest.raises(ValueError, match="max_new_tokens"):
         create_warmup_inference_fn(model, tok, "the", max_new_tokens=0)
+
+
+# ----------------------------------------------------------------- the recording example
+
+
+def _load_example():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "record_gpu_trace.py"
+    spec = importlib.util.spec_from_file_location("record_gpu_trace", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_settled_index_known_answers() -> None:
+    example = _load_example()
+    clocks = [1980, 1980, 1900, 1800, 1755, 1755, 1750, 1755, 1755, 1755, 1755, 1755]
+    # final level 1755 (median of the last quarter); the last value off by > 15 is index 3
+    assert example.settled_index(clocks, 15.0) == 4
+    assert example.settled_index([50.0] * 8, 1.0) == 0
+    assert example.settled_index([float("nan")], 1.0) is None
+
+
+def test_record_example_cpu_path_writes_rich_trace(tmp_path, tiny, capsys) -> None:
+    pytest.importorskip("pyarrow")
+    example = _load_example()
+    out = tmp_path / "trace.parquet"
+    rc = example.main(["--cpu", "--attempts", "6", "--after-stop", "2", "--max-new-tokens", "3",
+                       "--out", str(out)])
+    assert rc == 0
+    from llenergymeasure.traces import load_trace
+
+    trace = load_trace(out)
+    data = trace.data
+    stop = trace.run_info().stop_index
+    # 2 attempts are recorded after the stop (or after the cap of 6 when it did not converge)
+    assert len(data) == (6 if stop is None else stop + 1) + 2
+    assert {"ttft_ms", "input_tokens", "output_tokens"} <= set(data.columns)
+    assert (data["output_tokens"] == 3).all()
+    assert ((data["ttft_ms"] > 0) & (data["ttft_ms"] < data["latency_ms"])).all()
+    printed = capsys.readouterr().out
+    assert "first-call latency" in printed and "steady latency" in printed
+    assert "sm_clock_mhz" in printed
