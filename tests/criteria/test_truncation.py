@@ -321,19 +321,21 @@ def test_invalid_sample_is_reported() -> None:
 
 
 def test_real_series_run(shared_data) -> None:
-    """Every criterion runs on a real recorded series and gives a cut inside it."""
-    files = sorted(p for p in shared_data.rglob("*") if p.suffix in {".csv", ".json", ".txt"})
-    values = None
-    for path in files:
-        try:
-            arr = np.loadtxt(path, delimiter=",", ndmin=1)
-        except ValueError:
-            continue
-        if arr.ndim == 1 and arr.size >= 200 and np.isfinite(arr).all():
-            values = arr[:2000]
-            break
-    if values is None:
-        pytest.skip("no plain numeric series among the shared data files")
+    """Every criterion runs on a real JMH fork (Traini corpus, seconds -> ms).
+
+    The cut lies inside the series and online equals offline on it.
+    """
+    import json
+
+    files = sorted((shared_data / "traini-dev" / "timeseries" / "all").glob("*.json"))
+    if not files:
+        pytest.skip("Traini series not found")
+    x = np.asarray(json.loads(files[0].read_text())[0][:600], dtype=np.float64) * 1e3
     for name in NAMES:
-        ev = make_criterion(name).evaluate(values)
-        assert -1 <= ev.truncation[-1] < values.shape[0]
+        c = make_criterion(name, every=25) if name != "mser5" else make_criterion(name)
+        ev = c.evaluate(x)
+        assert -1 <= ev.truncation[-1] < x.shape[0]
+        for v in x:
+            c.update(v)
+        assert c.truncation_ == ev.truncation[-1]
+        assert c.passed_ == ev.passed[-1]
