@@ -1,0 +1,195 @@
+"""Cumulative-history machinery shared by the three Laaber et al. (FSE 2020) criteria.
+
+Laaber et al. stop a JMH warmup when a statistic of *all measurements so far*
+has stopped changing over the last ``h`` iterations. Here one sample is one
+iteration. The pieces:
+
+* :func:`pool`: the measurements so far, or a seeded random subsample of
+  ``size`` of them (the original subsamples 1,000 or 10,000 values to bound
+  the cost). The subsample at step ``i`` is drawn from
+  ``numpy.random.default_rng([seed, i])``, so it depends only on the prefix
+  and the step, and the online and offline forms draw the same one.
+* :func:`filter_outliers`: the original's outlier filter, keep
+  ``median / factor <= x <= factor * median`` (factor 10).
+* :class:`History` / :func:`max_abs_delta` / :func:`trailing_min`: the
+  variability of the last ``h`` statistic values, online and offline.
+* :class:`CumulativeCriterion`: a base class that keeps the series, computes a
+  per-step statistic with one shared function (so both forms do identical
+  arithmetic) and turns it into a variability and a verdict.
+
+References
+----------
+.. [1] C. Laaber, S. Würsten, H. C. Gall and P. Leitner, "Dynamically
+   reconfiguring software microbenchmarks: reducing execution time without
+   sacrificing result quality", ESEC/FSE 2020, and the JMH fork
+   https://github.com/sealuzh/jmh (``-bm re``, ``-rm cov|ci|kld``).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections import deque
+
+import numpy as np
+from numpy.typing import NDArray
+
+from llenergymeasure.criteria.base import Criterion, Evaluation
+
+__all__ = [
+    "OUTLIER_FACTOR",
+    "CumulativeCriterion",
+    "History",
+    "filter_outliers",
+    "max_abs_delta",
+    "pool",
+    "trailing_min",
+]
+
+#: Keep values within [median / 10, 10 * median] (sealuzh/jmh OUTLIER_FACTOR).
+OUTLIER_FACTOR = 10.0
+
+
+def pool(
+    prefix: NDArray[np.float64], step: int, size: int | None, seed: int
+) -> NDArray[np.float64]:
+    """The measurements so far, or a seeded subsample of ``size`` of them (in series order)."""
+    if size is None or prefix.shape[0] <= size:
+        return prefix
+    rng = np.random.default_rng([seed, step])
+    idx = np.sort(rng.choice(prefix.shape[0], size=size, replace=False))
+    return prefix[idx]
+
+
+def filter_outliers(values: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
+    """Keep ``median / factor <= v <= factor * median`` (all values if the median is <= 0)."""
+    med = float(np.median(values))
+    if not med > 0:
+        return values
+    return values[(values >= med / factor) & (values <= med * factor)]
+
+
+def max_abs_delta(s: NDArray[np.float64], h: int) -> NDArray[np.float64]:
+    """``v_i = max_{j=1..h-1} |s_i - s_{i-j}|``; NaN until ``h`` values or where one is NaN."""
+    n = s.shape[0]
+    out = np.full(n, np.nan)
+    if n < h:
+        return out
+    acc = np.zeros(n - h + 1)
+    for j in range(1, h):
+        acc = np.maximum(acc, np.abs(s[h - 1 :] - s[h - 1 - j : n - j]))
+    out[h - 1 :] = acc  # np.maximum propagates NaN
+    return out
+
+
+def trailing_min(s: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+    """Minimum of the last ``k`` values; NaN until ``k`` values or where one is NaN."""
+    n = s.shape[0]
+    out = np.full(n, np.nan)
+    if n < k:
+        return out
+    acc = s[k - 1 :].copy()
+    for j in range(1, k):
+        acc = np.minimum(acc, s[k - 1 - j : n - j])
+    out[k - 1 :] = acc
+    return out
+
+
+class History:
+    """Online twin of :func:`max_abs_delta` and :func:`trailing_min`: the last ``h`` values."""
+
+    __slots__ = ("_buf", "h")
+
+    def __init__(self, h: int) -> None:
+        self.h = h
+        self._buf: deque[float] = deque(maxlen=h)
+
+    def push(self, value: float) -> None:
+        """Record the newest statistic value."""
+        self._buf.append(value)
+
+    def max_abs_delta(self) -> float:
+        """``max_j |s_i - s_{i-j}|`` over the history, NaN until full or with a NaN."""
+        if len(self._buf) < self.h:
+            return math.nan
+        arr = np.asarray(self._buf)
+        last = arr[-1]
+        acc = 0.0
+        for j in range(1, self.h):
+            acc = float(np.maximum(acc, abs(last - arr[-1 - j])))
+        return acc
+
+    def min(self) -> float:
+        """Minimum of the history, NaN until full or with a NaN."""
+        if len(self._buf) < self.h:
+            return math.nan
+        arr = np.asarray(self._buf)
+        acc = float(arr[-1])
+        for j in range(1, self.h):
+            acc = float(np.minimum(acc, arr[-1 - j]))
+        return acc
+
+
+class CumulativeCriterion(Criterion):
+    """Base of the Laaber criteria: a cumulative statistic and its recent variability.
+
+    Subclasses implement :meth:`_step_statistic` (a pure function of the
+    prefix ``x[: i + 1]`` and the step ``i``), :meth:`_variability` /
+    :meth:`_variability_online` and :meth:`_passes`. The prefix is kept in a
+    growing buffer (O(n) memory, as the original keeps every measurement).
+    """
+
+    #: Number of statistic values in the history (``h`` of the paper).
+    @property
+    @abc.abstractmethod
+    def history(self) -> int:
+        """Length of the statistic history."""
+
+    @abc.abstractmethod
+    def _step_statistic(self, prefix: NDArray[np.float64], step: int) -> float:
+        """The cumulative statistic after sample ``step`` (prefix = ``x[: step + 1]``)."""
+
+    @abc.abstractmethod
+    def _variability(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Offline variability of the statistic sequence."""
+
+    @abc.abstractmethod
+    def _variability_online(self, hist: History) -> float:
+        """Online variability from the history."""
+
+    @abc.abstractmethod
+    def _passes(self, v: float | NDArray[np.float64]) -> bool | NDArray[np.bool_]:
+        """Verdict from the variability."""
+
+    def _reset(self) -> None:
+        self._buf = np.empty(64)
+        self._hist = History(self.history)
+
+    def _push_statistic(self, x: float, step: int) -> float:
+        """Append ``x`` to the kept series; return the statistic of the prefix.
+
+        Subclasses with an O(1) running form override this (and
+        :meth:`_statistics` with its vectorised twin).
+        """
+        if step >= self._buf.shape[0]:
+            grown = np.empty(2 * self._buf.shape[0])
+            grown[:step] = self._buf
+            self._buf = grown
+        self._buf[step] = x
+        return self._step_statistic(self._buf[: step + 1], step)
+
+    def _update(self, x: float, t: float | None) -> None:
+        self._hist.push(self._push_statistic(x, self.n_seen_))
+        v = self._variability_online(self._hist)
+        self.statistic_ = v
+        self.passed_ = bool(self._passes(v))
+
+    def _statistics(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Per-step statistics over a whole series (override to vectorise)."""
+        return np.array([self._step_statistic(x[: i + 1], i) for i in range(x.shape[0])])
+
+    def _evaluate(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
+        v = self._variability(self._statistics(x))
+        with np.errstate(invalid="ignore"):
+            passed = np.asarray(self._passes(v), dtype=bool)
+        return Evaluation(v, passed)
