@@ -414,9 +414,7 @@ def _warmup(kind, rng, t0=120, n=600):
 def test_stop_after_true_start(name, params, kind):
     crit = make_criterion(name, **params)
     assert crit.detects_steady_state
-    # min_samples: Cao-Rhinehart's filters start from zero variances and need about
-    # 2 / lambda2 = 20 samples to forget it (R is close to 1 by chance before).
-    rule = StopRule(min_samples=20, patience=3)
+    rule = StopRule(patience=3)
     for seed in range(5):
         x, earliest = _warmup(kind, np.random.default_rng(seed))
         stop = rule.stop_index(crit.evaluate(x))

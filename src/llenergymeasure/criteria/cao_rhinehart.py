@@ -31,6 +31,12 @@ class CaoRhinehartParams(CriterionParams):
         le=1,
         description="Filter factor of the variance from successive differences (paper: 0.1).",
     )
+    burn_in: int = Field(
+        20,
+        ge=0,
+        description="R cannot pass before this many samples: the zero-initialised variance "
+        "filters need about 2 / lambda2 samples to forget their start (ours, not the papers').",
+    )
     r_crit: float = Field(
         1.44,
         gt=0,
@@ -68,8 +74,12 @@ class CaoRhinehart(Criterion):
 
     Initialisation: :math:`X_{f,0} = x_0` and :math:`\nu^2_{f,0} =
     \delta^2_{f,0} = 0`, so :math:`R` is defined from the second sample on
-    (NaN at the first). :math:`R = 0` while :math:`\nu^2_f = 0` (a constant
-    stream is steady). Online, three multiply-adds per sample; offline the
+    (NaN at the first). :math:`R = 0` while :math:`\delta^2_f = 0` (the
+    stream has not moved: a constant stream is steady). The criterion cannot
+    pass before ``burn_in`` samples (20, about :math:`2/\lambda_2`; our
+    addition): with zero-initialised variances :math:`R` is near 1 by chance
+    in the first samples, even during a transient. Online, three
+    multiply-adds per sample; offline the
     three recursions are ``scipy.signal.lfilter`` calls with the same
     coefficients.
 
@@ -81,6 +91,8 @@ class CaoRhinehart(Criterion):
     ----------
     lambda1, lambda2, lambda3 : float, default 0.2, 0.1, 0.1
         Filter factors recommended by Cao & Rhinehart (1995).
+    burn_in : int, default 20
+        Samples before the criterion may pass (ours).
     r_crit : float, default 1.44
         Critical value at :math:`\alpha = 0.05` for these factors (Cao &
         Rhinehart 1997; a Monte Carlo of i.i.d. normal noise gives a 95th
@@ -111,11 +123,17 @@ class CaoRhinehart(Criterion):
         lambda2: float = 0.1,
         lambda3: float = 0.1,
         r_crit: float = 1.44,
+        burn_in: int = 20,
         *,
         signal: str = "latency_ms",
     ) -> None:
         super().__init__(
-            lambda1=lambda1, lambda2=lambda2, lambda3=lambda3, r_crit=r_crit, signal=signal
+            lambda1=lambda1,
+            lambda2=lambda2,
+            lambda3=lambda3,
+            r_crit=r_crit,
+            burn_in=burn_in,
+            signal=signal,
         )
 
     @property
@@ -131,7 +149,7 @@ class CaoRhinehart(Criterion):
     def _ratio(self, nu2: NDArray[np.float64], delta2: NDArray[np.float64]) -> NDArray[np.float64]:
         with np.errstate(divide="ignore", invalid="ignore"):
             r = (2.0 - self.params.lambda1) * nu2 / delta2
-        return np.where(nu2 == 0, 0.0, r)
+        return np.where(delta2 == 0, 0.0, r)
 
     def _update(self, x: float, t: float | None) -> None:
         p = self.params
@@ -145,7 +163,7 @@ class CaoRhinehart(Criterion):
         self._last = x
         r = float(self._ratio(np.asarray(self._nu2), np.asarray(self._delta2)))
         self.statistic_ = r
-        self.passed_ = bool(r < p.r_crit)
+        self.passed_ = bool(r < p.r_crit) and self.n_seen_ + 1 >= p.burn_in
 
     def _evaluate(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
         p = self.params
@@ -158,5 +176,5 @@ class CaoRhinehart(Criterion):
             delta2 = _ewma(np.diff(x) ** 2, p.lambda3, 0.0)
             stat[1:] = self._ratio(nu2, delta2)
         with np.errstate(invalid="ignore"):
-            passed = stat < p.r_crit
+            passed = (stat < p.r_crit) & (np.arange(1, n + 1) >= p.burn_in)
         return Evaluation(stat, passed)
