@@ -653,12 +653,21 @@ class Trace:
                 frame[name] = pd.Series([None] * len(frame), dtype=object)
         return cls(normalize_frame(frame), metadata).validate()
 
+    def _data_run_ids(self) -> list[str]:
+        """Distinct ``run_id`` values of the data, cached while ``data`` is the same object."""
+        cache = self.__dict__.get("_run_id_cache")
+        if cache is not None and cache[0] is self.data and cache[1] == len(self.data):
+            return cache[2]
+        ids = [str(r) for r in pd.unique(self.data["run_id"])]
+        self.__dict__["_run_id_cache"] = (self.data, len(self.data), ids)
+        return ids
+
     @property
     def run_ids(self) -> list[str]:
         """Run identifiers in metadata order (runs only in the data follow)."""
         ids = [r.run_id for r in self.metadata.runs]
-        extra = [r for r in pd.unique(self.data["run_id"]) if r not in set(ids)]
-        return ids + [str(r) for r in extra]
+        known = set(ids)
+        return ids + [r for r in self._data_run_ids() if r not in known]
 
     def _rows(self, run_id: str | None) -> pd.DataFrame:
         if run_id is None:
@@ -666,7 +675,7 @@ class Trace:
             if len(ids) != 1:
                 raise ValueError(f"this trace holds {len(ids)} runs {ids}; pass run_id=")
             run_id = ids[0]
-            if len(pd.unique(self.data["run_id"])) <= 1:
+            if len(self._data_run_ids()) <= 1:
                 return self.data
         if run_id not in self.run_ids:
             raise KeyError(f"no run {run_id!r} in this trace (runs: {self.run_ids})")
