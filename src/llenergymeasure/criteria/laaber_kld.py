@@ -38,10 +38,9 @@ class LaaberKLDParams(CriterionParams):
 def _kde(values: NDArray[np.float64], grid: NDArray[np.float64]) -> NDArray[np.float64] | None:
     """Gaussian KDE (Scott's bandwidth) on an even ``grid``, normalised to sum 1.
 
-    Linear binning onto the grid followed by an FFT convolution with the
-    sampled kernel (Silverman 1982), O(grid log grid + m); values outside the
-    grid are dropped (only their tails would reach it). None when the
-    bandwidth is 0 or no value falls on the grid.
+    Linear binning onto the grid (extended by 6 bandwidths) followed by an
+    FFT convolution with the sampled kernel (Silverman 1982), O(grid log grid
+    + m). None when the bandwidth is 0 or no value falls near the grid.
     """
     m = values.shape[0]
     sd = float(np.std(values, ddof=1)) if m > 1 else 0.0
@@ -50,20 +49,23 @@ def _kde(values: NDArray[np.float64], grid: NDArray[np.float64]) -> NDArray[np.f
     delta = (grid[-1] - grid[0]) / (g - 1)
     if not (bw > 0 and delta > 0):
         return None
-    u = (values - grid[0]) / delta
-    inside = (u >= 0) & (u <= g - 1)
-    u = u[inside]
-    j = np.minimum(np.floor(u).astype(np.int64), g - 2)
+    # Bin on the grid extended by 6 bandwidths each side, so values just
+    # outside it still contribute their tails; farther ones add < 1e-7.
+    pad = min(math.ceil(6.0 * bw / delta), 10 * g)
+    e = g + 2 * pad
+    u = (values - grid[0]) / delta + pad
+    u = u[(u >= 0) & (u <= e - 1)]
+    j = np.minimum(np.floor(u).astype(np.int64), e - 2)
     frac = u - j
-    counts = np.bincount(j, weights=1.0 - frac, minlength=g) + np.bincount(
-        j + 1, weights=frac, minlength=g
+    counts = np.bincount(j, weights=1.0 - frac, minlength=e) + np.bincount(
+        j + 1, weights=frac, minlength=e
     )
-    offsets = np.arange(-(g - 1), g, dtype=np.float64) * (delta / bw)
+    offsets = np.arange(-(e - 1), e, dtype=np.float64) * (delta / bw)
     kernel = np.exp(-0.5 * offsets * offsets)
     full = signal.fftconvolve(counts, kernel, mode="full")
     # FFT round-off leaves ~1e-17 noise where the density is 0; a floor at the
     # smallest normal float keeps KL finite there and changes it by < 1e-13.
-    dens = np.maximum(full[g - 1 : 2 * g - 1], np.finfo(np.float64).tiny)
+    dens = np.maximum(full[pad + e - 1 : pad + e - 1 + g], np.finfo(np.float64).tiny)
     total = float(dens.sum())
     return dens / total if total > 0 else None
 
