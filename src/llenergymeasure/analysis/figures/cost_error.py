@@ -1,0 +1,151 @@
+"""Figure 2: cost against error per criterion setting, with the Pareto front.
+
+:func:`cost_error_data` aggregates the runs of each setting to one point, by default
+the median seconds spent in warmup (cost) against the median absolute time waste
+:math:`|t_k - t_{r-1}|` (error), and marks the settings no other setting beats on both
+(:func:`llenergymeasure.analysis.scoring.pareto_front`: no worse on both, strictly
+better on one). :func:`plot_cost_error` draws the points, the front as a step line and
+labels the front's points.
+
+References
+----------
+.. [1] V. Pareto, *Manuale di economia politica*, 1906; for the use in benchmark
+   stopping rules, C. Laaber, S. Würsten, H. C. Gall and P. Leitner, "Dynamically
+   reconfiguring software microbenchmarks", ESEC/FSE 2020 (time saved against result
+   change).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from llenergymeasure.analysis.figures._scores import with_scores
+from llenergymeasure.analysis.figures._style import (
+    FigureDataError,
+    empty_note,
+    finite,
+    new_axes,
+    paper_style,
+    series_styles,
+    setting_labels,
+)
+from llenergymeasure.analysis.scoring import pareto_front
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = ["cost_error_data", "plot_cost_error"]
+
+
+def cost_error_data(
+    results: pd.DataFrame,
+    *,
+    cost: str = "seconds_used",
+    error: str = "abs_wee_s",
+    agg: Literal["median", "mean"] = "median",
+) -> pd.DataFrame:
+    """One point per criterion setting: aggregated cost and error, and the Pareto flag.
+
+    Parameters
+    ----------
+    results : DataFrame
+        Replay or scored rows (one per run x setting). Missing score columns
+        (``wee_s``, ``abs_wee_s``, ``relative_bias``) are derived from the replay
+        columns.
+    cost, error : str
+        Per-run columns to aggregate; both are minimised. ``"abs_relative_bias"`` is
+        accepted as an error and computed from ``relative_bias``.
+    agg : {"median", "mean"}
+        How the runs of a setting are combined (NaN skipped: never-stopped or
+        unreferenced runs count in ``n_runs`` but not in the error).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``label``, ``criterion`` (when present), ``spec``, ``cost``,
+        ``error``, ``n_runs``, ``n_error`` (runs with a finite error),
+        ``on_front`` (bool), sorted by cost.
+    """
+    if agg not in ("median", "mean"):
+        raise ValueError(f"agg must be 'median' or 'mean', got {agg!r}")
+    frame = with_scores(results)
+    frame["abs_relative_bias"] = np.abs(finite(frame["relative_bias"]))
+    for col in (cost, error):
+        if col not in frame.columns:
+            raise FigureDataError(f"results frame lacks column {col!r}")
+    frame = frame.assign(label=setting_labels(frame), _c=finite(frame[cost]),
+                         _e=finite(frame[error]))
+    keys = [c for c in ("label", "criterion", "spec") if c in frame.columns]
+    g = frame.groupby(keys, sort=False, dropna=False)
+    out = g.agg(cost=("_c", agg), error=("_e", agg), n_runs=("_c", "size"),
+                n_error=("_e", "count")).reset_index()
+    front = pareto_front(out, cost="cost", quality="error")
+    out["on_front"] = out.index.isin(front.index)
+    return out.sort_values(["cost", "error"], kind="mergesort").reset_index(drop=True)
+
+
+def plot_cost_error(
+    data: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    logx: bool = False,
+    logy: bool = False,
+    annotate_front: bool = True,
+    cost_label: str = "median warmup time (s)",
+    error_label: str = "median |time waste| (s)",
+    columns: float = 1,
+) -> Axes:
+    """Scatter cost against error, with the Pareto front as a step line.
+
+    Parameters
+    ----------
+    data : DataFrame
+        From :func:`cost_error_data`.
+    ax : Axes, optional
+        Where to draw; a new figure when None.
+    logx, logy : bool
+        Logarithmic axes.
+    annotate_front : bool, default True
+        Write the labels of the settings on the front next to their points.
+    cost_label, error_label : str
+        Axis labels.
+    columns : float, default 1
+        Width of a new figure (1 or 2 journal columns, or inches).
+
+    Returns
+    -------
+    Axes
+    """
+    with paper_style():
+        ax = new_axes(ax, columns, aspect=0.8)
+        ok = np.isfinite(finite(data["cost"])) & np.isfinite(finite(data["error"]))
+        pts = data[ok]
+        if pts.empty:
+            return empty_note(ax, "no setting has a finite cost and error\n"
+                              "(no run with a reference start stopped)")
+        by_crit = pts["criterion"] if "criterion" in pts.columns else pts["label"]
+        styles = series_styles(pd.unique(by_crit))
+        for crit, g in pts.groupby(by_crit, sort=False):
+            st = styles[crit]
+            ax.scatter(g["cost"], g["error"], s=14, marker=st["marker"], color=st["color"],
+                       edgecolors="white", linewidths=0.3, zorder=3, label=str(crit))
+        front = pts[pts["on_front"].astype(bool)].sort_values("cost")
+        if len(front):
+            ax.step(front["cost"], front["error"], where="post", color="k", lw=0.8,
+                    zorder=2, label="Pareto front")
+            if annotate_front:
+                for _, row in front.iterrows():
+                    ax.annotate(str(row["label"]), (row["cost"], row["error"]),
+                                xytext=(3, 3), textcoords="offset points",
+                                fontsize="xx-small")
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("symlog" if (pts["error"] <= 0).any() else "log")
+        ax.set_xlabel(cost_label)
+        ax.set_ylabel(error_label)
+        ax.legend(fontsize="xx-small", ncols=2 if len(styles) > 6 else 1, loc="best")
+    return ax
