@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -23,6 +23,8 @@ __all__ = [
 
 CostName = Literal["normal", "l2"]
 PenaltyName = Literal["bic", "mbic", "15log"]
+#: A numerical penalty: finite and non-negative.
+PenaltyValue = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 #: Diagonal added to the variance by the ``normal`` cost, as ruptures >= 1.1.5 does.
 NORMAL_VAR_FLOOR = 1e-6
@@ -258,7 +260,7 @@ def merge_equivalent_segments(
 class PELTParams(ScheduleParams):
     """Parameters of :class:`PELT`."""
 
-    penalty: float | PenaltyName = Field(
+    penalty: PenaltyValue | PenaltyName = Field(
         "15log",
         description="PELT penalty per segment: a number, or 'bic', 'mbic' or '15log' "
         "(15 log n, the warmup_stats choice).",
