@@ -91,8 +91,9 @@ def kde_similarity(p_values: NDArray[np.float64], q_values: NDArray[np.float64],
     if p is None or q is None:
         same = p_values.min() == p_values.max() == q_values.min() == q_values.max()
         return 1.0 if same else 0.0
-    kl_pq = float(np.sum(p * np.log2(p / q)))
-    kl_qp = float(np.sum(q * np.log2(q / p)))
+    with np.errstate(over="ignore"):  # disjoint supports: KL = inf, D = 0
+        kl_pq = float(np.sum(p * np.log2(p / q)))
+        kl_qp = float(np.sum(q * np.log2(q / p)))
     return 2.0 ** (-kl_pq) * 2.0 ** (-kl_qp)
 
 
