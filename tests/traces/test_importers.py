@@ -80,8 +80,10 @@ def test_traini_fixture_values_times_and_labels(tmp_path: Path) -> None:
         assert info.provenance["fork"] == k and info.provenance["benchmark"] == BENCH
         assert info.labels["changepoints"] == [1, 3]
         assert info.labels["run"] == "inconsistent"
+    # published starts 0 (whole fork steady) and 1 (change point at 1: steady from 2)
     assert trace.run_info(trace.run_ids[0]).reference_start == 0
-    assert trace.run_info(trace.run_ids[1]).reference_start == 1
+    assert trace.run_info(trace.run_ids[1]).reference_start == 2
+    assert trace.run_info(trace.run_ids[1]).labels["published_start"] == 1
     last = trace.run_info(trace.run_ids[2])
     assert last.reference_start == -1 and last.labels["fork"] == "no steady state"
     # a 0.2 s iteration is one operation: its duration is the value itself
@@ -151,7 +153,9 @@ def test_traini_real_corpus(shared_data: Path, traini_real: dict[str, Trace]) ->
         for k, (info, rows) in enumerate(zip(trace.metadata.runs, frames, strict=True)):
             assert len(rows) == 3000 and rows["ok"].all()
             np.testing.assert_array_equal(rows["latency_ms"].to_numpy(), np.array(raw[k]) * 1e3)
-            assert info.reference_start == cls["steady_state_starts"][k]
+            published = cls["steady_state_starts"][k]
+            assert info.labels["published_start"] == published
+            assert info.reference_start == (published + 1 if published > 0 else published)
             assert info.labels["fork"] == cls["forks"][k]
             assert info.labels["run"] == cls["run"]
             assert info.labels["changepoints"] == cps[k]
@@ -178,9 +182,10 @@ def test_traini_timestamps_reproduce_published_time_waste(
         waste = t[row.last_warmup_it] - t[row.steady_state_starts]
         assert waste == pytest.approx(row.timewaste, abs=1e-6), row
         # the published fork label: steady iff the start is at or before iteration 2499
-        expected = row.steady_state_starts if row.steady_state_starts <= 2499 else -1
+        published = row.steady_state_starts if row.steady_state_starts <= 2499 else -1
         info = traini_real[row.benchmark].metadata.runs[row.fork]
-        assert info.reference_start == expected
+        assert info.labels["published_start"] == published
+        assert info.reference_start == (published + 1 if published > 0 else published)
         checked += 1
     assert checked == len(cfg) > 600
 

@@ -15,8 +15,15 @@ Each fork becomes one run ``<bench>#fork<k>`` with
   as :math:`\\lceil 0.1 / x \\rceil \\, x` seconds for a time per operation
   :math:`x`, the estimate the replication package itself uses for its
   warmup-time and time-waste figures;
-* ``RunInfo.reference_start`` = the fork's published ``steady_state_starts``
-  entry (an iteration index; -1 = no steady state), ``labels["fork"]`` =
+* ``RunInfo.reference_start`` = the first steady iteration. Traini et al.'s
+  ``steady_state_starts`` entry ``s`` is a change point, the *last* index of
+  the warmup segment (R ``changepoint`` convention), so the steady data are
+  ``x[s + 1:]`` and the reference start is ``s + 1``; ``s = 0`` (no change
+  point: the whole fork is steady) stays 0 and ``-1`` (no steady state)
+  stays -1. The published value itself is kept in
+  ``labels["published_start"]``. With this convention a stop whose last
+  warmup iteration is ``L`` has a warmup estimation error ``L - s``, Traini
+  et al.'s own; ``labels["fork"]`` =
   the fork's label, ``labels["run"]`` = the benchmark-level label and
   ``labels["changepoints"]`` = the fork's change points.
 
@@ -188,6 +195,8 @@ def import_traini(path: str | os.PathLike[str], *, root: str | os.PathLike[str] 
                     file=labels["classification_file"],
                     field=f"steady_state_starts[{k}]",
                 )
+            run_labels["published_start"] = ref
+            ref = ref + 1 if ref > 0 else ref
             run_labels["fork"] = cls["forks"][k]
             run_labels["run"] = cls.get("run")
         if cps is not None:
