@@ -78,8 +78,11 @@ class LaaberCV(CumulativeCriterion):
     Parameters
     ----------
     threshold : float, default 0.01
+        Largest change of the cumulative CV over the history (``-rcov``).
     history : int, default 5
+        Iterations in the history, h.
     signal : str, default "latency_ms"
+        The recorded signal to watch.
 
     References
     ----------
@@ -93,6 +96,11 @@ class LaaberCV(CumulativeCriterion):
     Params = LaaberCVParams
     scale_invariant = True
     statistic_label = "dCV"
+
+    def __init__(
+        self, threshold: float = 0.01, history: int = 5, *, signal: str = "latency_ms"
+    ) -> None:
+        super().__init__(threshold=threshold, history=history, signal=signal)
 
     @property
     def history(self) -> int:

@@ -133,11 +133,17 @@ class LaaberKLD(CumulativeCriterion):
     Parameters
     ----------
     threshold : float, default 0.99
+        Smallest similarity over the history (``-rkld``).
     history : int, default 6
+        Iterations in the history, h (h - 1 similarities).
     sample_size : int, default 1000
+        Subsample size of each pool.
     grid : int, default 1000
+        Points of the density grid.
     seed : int, default 0
+        Seed of the subsampling.
     signal : str, default "latency_ms"
+        The recorded signal to watch.
 
     References
     ----------
@@ -156,6 +162,21 @@ class LaaberKLD(CumulativeCriterion):
     Params = LaaberKLDParams
     scale_invariant = True
     statistic_label = "minD"
+
+    def __init__(
+        self,
+        threshold: float = 0.99,
+        history: int = 6,
+        sample_size: int = 1000,
+        grid: int = 1000,
+        seed: int = 0,
+        *,
+        signal: str = "latency_ms",
+    ) -> None:
+        super().__init__(
+            threshold=threshold, history=history, sample_size=sample_size, grid=grid, seed=seed,
+            signal=signal,
+        )
 
     @property
     def history(self) -> int:

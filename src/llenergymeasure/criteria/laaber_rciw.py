@@ -101,13 +101,21 @@ class LaaberRCIW(CumulativeCriterion):
     Parameters
     ----------
     threshold : float, default 0.03
+        Largest change of the RCIW over the history (``-rci``).
     history : int, default 5
+        Iterations in the history, h.
     alpha : float, default 0.01
+        One minus the confidence level of the bootstrap interval.
     n_boot : int, default 1000
+        Bootstrap simulations.
     sample_size : int, default 10000
+        Subsample size of the pooled measurements.
     outlier_factor : float, default 10
+        Keep values within this factor of the pool's median.
     seed : int, default 0
+        Seed of the subsampling and the bootstrap.
     signal : str, default "latency_ms"
+        The recorded signal to watch.
 
     References
     ----------
@@ -123,6 +131,23 @@ class LaaberRCIW(CumulativeCriterion):
     Params = LaaberRCIWParams
     scale_invariant = True
     statistic_label = "dRCIW"
+
+    def __init__(
+        self,
+        threshold: float = 0.03,
+        history: int = 5,
+        alpha: float = 0.01,
+        n_boot: int = 1000,
+        sample_size: int = 10_000,
+        outlier_factor: float = OUTLIER_FACTOR,
+        seed: int = 0,
+        *,
+        signal: str = "latency_ms",
+    ) -> None:
+        super().__init__(
+            threshold=threshold, history=history, alpha=alpha, n_boot=n_boot,
+            sample_size=sample_size, outlier_factor=outlier_factor, seed=seed, signal=signal,
+        )
 
     @property
     def history(self) -> int:

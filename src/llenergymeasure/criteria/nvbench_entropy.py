@@ -124,11 +124,17 @@ class NVBenchEntropy(Criterion):
     Parameters
     ----------
     max_angle : float, default 0.048
+        Largest slope angle in degrees (NVBench ``--max-angle``).
     min_r2 : float, default 0.36
+        Smallest R^2 of the fit (NVBench ``--min-r2``).
     window : int, default 299
+        Entropy values in the regression.
     min_samples : int, default 10
+        Pass only with more samples than this (NVBench ``--min-samples``).
     round_decimals : int or None, default None
+        Round samples before counting (None: exact values).
     signal : str, default "latency_ms"
+        The recorded signal to watch.
 
     References
     ----------
@@ -147,6 +153,21 @@ class NVBenchEntropy(Criterion):
     Params = NVBenchEntropyParams
     scale_invariant = True
     statistic_label = "angle_deg"
+
+    def __init__(
+        self,
+        max_angle: float = 0.048,
+        min_r2: float = 0.36,
+        window: int = 299,
+        min_samples: int = 10,
+        round_decimals: int | None = None,
+        *,
+        signal: str = "latency_ms",
+    ) -> None:
+        super().__init__(
+            max_angle=max_angle, min_r2=min_r2, window=window, min_samples=min_samples,
+            round_decimals=round_decimals, signal=signal,
+        )
 
     @property
     def threshold(self) -> float:

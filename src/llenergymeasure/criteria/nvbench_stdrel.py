@@ -107,14 +107,23 @@ class NVBenchStdRel(Criterion):
     Parameters
     ----------
     max_noise : float, default 0.005
+        Target relative stdev (NVBench ``--max-noise``).
     min_time : float, default 0.5
+        Seconds of summed samples before any pass (NVBench ``--min-time``).
     units_per_second : float, default 1000
+        Signal units per second (1000 for milliseconds).
     min_samples : int, default 10
+        Pass only with more samples than this (NVBench ``--min-samples``).
     noise_history : int, default 512
+        Capacity of the noise ring buffer.
     min_noise_history : int, default 64
+        Noise values needed (strictly more) before the convergence fallback.
     convergence_every : int, default 16
+        The fallback runs on sample counts divisible by this.
     convergence_threshold : float, default 0.05
+        Relative spread of the noise history under which it has converged.
     signal : str, default "latency_ms"
+        The recorded signal to watch.
 
     References
     ----------
@@ -130,6 +139,26 @@ class NVBenchStdRel(Criterion):
     scale_invariant = False
     statistic_label = "stdrel"
     statistic_is_percent = True
+
+    def __init__(
+        self,
+        max_noise: float = 0.005,
+        min_time: float = 0.5,
+        units_per_second: float = 1000.0,
+        min_samples: int = 10,
+        noise_history: int = 512,
+        min_noise_history: int = 64,
+        convergence_every: int = 16,
+        convergence_threshold: float = 0.05,
+        *,
+        signal: str = "latency_ms",
+    ) -> None:
+        super().__init__(
+            max_noise=max_noise, min_time=min_time, units_per_second=units_per_second,
+            min_samples=min_samples, noise_history=noise_history,
+            min_noise_history=min_noise_history, convergence_every=convergence_every,
+            convergence_threshold=convergence_threshold, signal=signal,
+        )
 
     @property
     def threshold(self) -> float:
