@@ -14,6 +14,9 @@ from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["MaxESS", "MaxESSResult", "max_ess_truncation", "statistical_inefficiencies"]
 
+#: Relative tolerance under which two effective sample sizes count as tied.
+_TIE_RTOL = 1e-9
+
 #: Lag steps always done for all origins at once.
 LAG_CAP = 48
 #: Cost of one FFT autocovariance in lag steps: the remaining origins go to an FFT once
@@ -153,8 +156,13 @@ def max_ess_truncation(
     origins = np.arange(0, T - 1, int(nskip), dtype=np.int64)
     g = statistical_inefficiencies(arr, origins, mintime=mintime, fast=fast)
     neff = (T - origins + neff_offset) / g
-    j = int(np.argmax(neff))
+    # The first origin within rounding of the maximum: an exact argmax would let a
+    # last-bit difference between two tied origins (which rescaling the series can
+    # flip) move the truncation.
+    j = int(np.argmax(neff >= neff.max() * (1.0 - _TIE_RTOL)))
     return MaxESSResult(int(origins[j]), float(g[j]), float(neff[j]))
+
+
 
 
 class MaxESSParams(ScheduleParams):
