@@ -124,7 +124,8 @@ def plot_wee_ecdf(
     tolerance : float or None, default 5.0
         Half-width of the "exact" band around 0 (Traini et al.'s 5 s); None for none.
     symlog : bool, default True
-        Symmetric-log x axis (errors span milliseconds to minutes, both signs).
+        Symmetric-log x axis, linear within ±``tolerance``, when the errors span more
+        than 20 tolerances (milliseconds to minutes, both signs); linear otherwise.
     xlabel : str, optional
         Axis label; from the plotted column when None.
     columns : float, default 1
@@ -152,11 +153,10 @@ def plot_wee_ecdf(
         if symlog:
             v = finite(data["value"])
             small = np.abs(v[v != 0])
-            if tolerance:
-                lin = float(tolerance)
-            else:
-                lin = float(np.min(small)) if small.size else 1.0
-            ax.set_xscale("symlog", linthresh=lin)
+            lin = float(tolerance) if tolerance else (float(np.min(small)) if small.size
+                                                      else 1.0)
+            if small.size and float(np.max(small)) > 20.0 * lin:
+                ax.set_xscale("symlog", linthresh=lin)
         ax.set_ylim(0.0, 1.02)
         value = data.attrs.get("value", "wee_s")
         default = {"wee_s": "time waste (s)", "wee": "WEE (samples)",
