@@ -420,3 +420,15 @@ def test_paper_figures_without_references(replayed: pd.DataFrame, tmp_path: Path
         _check_files(F.save_figure(fig, tmp_path / name, ("png",)))
     texts = [t.get_text() for t in F.figure_wee_ecdf(bare).axes[0].texts]
     assert any("reference" in t for t in texts)
+
+
+def test_best_settings_keeps_one_per_criterion_when_many() -> None:
+    rows = []
+    for i, stop in enumerate(range(10, 130, 10)):  # 12 cv settings; stop 29 is best (ref 30)
+        rows.append(_row("t", "0", f"cv:w={i}", stop - 1 if stop != 30 else 29, ref=30,
+                         crit="cv", window=i))
+    rows.append(_row("t", "0", "mser5", 50, ref=30))
+    df = _frame(rows)
+    kept = F.best_settings(df)
+    assert sorted(kept["spec"]) == ["cv:w=2", "mser5"]
+    assert F.best_settings(df, max_settings=20) is df
