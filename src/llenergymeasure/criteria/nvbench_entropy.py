@@ -57,10 +57,10 @@ def entropy_regression(
     xd = np.arange(m, dtype=np.float64) - (m - 1) / 2.0
 
     def colsum(a: NDArray[np.float64]) -> NDArray[np.float64]:
-        total = a[:, 0].copy()
-        for j in range(1, m):
-            total += a[:, j]
-        return total
+        # A running sum is defined by its recurrence, so its last column is the
+        # left-to-right sum of each row whatever the number of rows (a plain
+        # reduction may pair terms differently for different shapes).
+        return np.cumsum(a, axis=1)[:, -1]
 
     mean_y = colsum(y) / m
     dy = y - mean_y[:, None]

@@ -67,12 +67,11 @@ def bootstrap_means(windows: NDArray[np.float64], idx: NDArray[np.intp]) -> NDAr
     """
     w = windows.shape[1]
     resampled = windows[:, idx]  # (m, B, w)
-    # Left-to-right column sums: the same additions whatever the number of
-    # windows, so the online (m = 1) and offline forms agree bit for bit
-    # (numpy's reductions may pick a different order for different shapes).
-    total = resampled[:, :, 0].copy()
-    for j in range(1, w):
-        total += resampled[:, :, j]
+    # Left-to-right sums (the last term of a running sum): the same additions
+    # whatever the number of windows, so the online (m = 1) and offline forms
+    # agree bit for bit (numpy's reductions may pair terms differently for
+    # different shapes).
+    total = np.cumsum(resampled, axis=2)[:, :, -1]
     return np.sort(total / w, axis=1)
 
 
