@@ -179,3 +179,27 @@ def test_demo_quick_writes_a_report(tmp_path):
                                   again["stop_index"].to_numpy(dtype=float, na_value=np.nan))
     for spec in rows["spec"]:
         assert f"`{spec}`" in report
+
+
+def test_figures_from_a_scored_table(trace_dir, tmp_path, capsys):
+    figs = pytest.importorskip("llenergymeasure.analysis.figures")
+    if not getattr(figs, "PAPER_FIGURES", None):
+        pytest.skip("no figure registered yet")
+    pytest.importorskip("llenergymeasure.analysis.scoring")
+    res = tmp_path / "results.parquet"
+    assert main(["replay", str(trace_dir), "--grid", str(_grid_file(tmp_path)),
+                 "--out", str(res), "-q"]) == 0
+    report = tmp_path / "report"
+    assert main(["compare", str(res), "--traces", str(trace_dir), "--out", str(report)]) == 0
+    out = tmp_path / "figs"
+    assert main(["figures", str(report / "scored.parquet"), "--out", str(out)]) == 0
+    pngs = sorted(out.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+    assert {p.name for p in pngs} <= {str(line).rsplit("/", 1)[-1]
+                                      for line in capsys.readouterr().out.split()}
+
+
+def _grid_file(tmp_path):
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps({"rolling_cv": {"threshold": [0.01, 0.03], "window": [5, 10]}}))
+    return path

@@ -377,7 +377,8 @@ def run_demo(
         scored.to_parquet(out / "scored.parquet")
         summary = scoring.summarize(scored)
         summary.to_csv(out / "summary.csv", index=False)
-    figures = write_figures(results if scored is None else scored, out / "figures")
+    figures = write_figures(results if scored is None else scored, out / "figures",
+                            list(traces.values()))
     elapsed = time.perf_counter() - started
     report = out / "report.md"
     report.write_text(
@@ -387,11 +388,14 @@ def run_demo(
     return DemoOutputs(out, report, results, summary, paths, figures)
 
 
-def write_figures(results: pd.DataFrame, folder: Path) -> list[Path]:
-    """Render every figure :mod:`llenergymeasure.analysis.figures` registers.
+def write_figures(results: pd.DataFrame, folder: Path, traces: Any = None) -> list[Path]:
+    """Render the figures of :mod:`llenergymeasure.analysis.figures` as PNG files.
 
-    The figures package is expected to expose ``PAPER_FIGURES``, a mapping of
-    figure name to a function ``f(results) -> matplotlib.figure.Figure``.
+    Uses ``save_all_figures`` when the figures package has it; otherwise, or
+    when it rejects the frame, draws each entry of ``PAPER_FIGURES`` (a mapping
+    of name to ``f(results) -> Figure``) on its own, skipping (with a warning)
+    those whose data step rejects the frame, e.g. a sensitivity map without a
+    two-parameter grid.
 
     Parameters
     ----------
@@ -399,14 +403,23 @@ def write_figures(results: pd.DataFrame, folder: Path) -> list[Path]:
         Replay (or scored) rows.
     folder : Path
         Where the PNG files go.
+    traces : optional
+        The replayed traces, for the figures that draw them.
 
     Returns
     -------
     list of Path
-        The files written (empty when no figure is registered).
+        The files written (empty when no figure could be drawn).
     """
     from llenergymeasure.analysis import figures as figs
 
+    folder = Path(folder)
+    save_all = getattr(figs, "save_all_figures", None)
+    if save_all is not None:
+        try:
+            return [Path(p) for p in save_all(results, traces, folder, formats=("png",))]
+        except ValueError as exc:
+            logger.warning("save_all_figures failed (%s); drawing the figures one by one", exc)
     registry = getattr(figs, "PAPER_FIGURES", None)
     if not registry:
         logger.warning("llenergymeasure.analysis.figures registers no figures (PAPER_FIGURES)")
@@ -419,7 +432,11 @@ def write_figures(results: pd.DataFrame, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, func in registry.items():
-        fig = func(results)
+        try:
+            fig = func(results)
+        except ValueError as exc:
+            logger.warning("figure %r skipped: %s", name, exc)
+            continue
         path = folder / f"{name}.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)

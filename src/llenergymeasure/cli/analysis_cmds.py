@@ -194,7 +194,8 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     from llenergymeasure.analysis.demo import write_figures
 
     results = _read_results(args.results)
-    written = write_figures(results, Path(args.out))
+    traces = _load_all(args.traces, None) if args.traces else None
+    written = write_figures(results, Path(args.out), traces)
     if not written:
         return _fail("no figure is registered in llenergymeasure.analysis.figures")
     for p in written:
@@ -290,6 +291,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("figures", help="Draw the figures of a results table.")
     p.add_argument("results", help="results.parquet (or scored.parquet).")
     p.add_argument("--out", "-o", required=True, help="Figure folder.")
+    p.add_argument("--traces", nargs="*", default=[], help="The replayed traces (trace panels).")
     p.set_defaults(func=_guard(_cmd_figures))
 
     p = subparsers.add_parser("simulate", help="Write synthetic traces with known steady starts.")
