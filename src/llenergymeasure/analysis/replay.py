@@ -602,11 +602,12 @@ def replay(
 
     Parameters
     ----------
-    traces : Trace, sequence of Trace, or series
+    traces : Trace, sequence or mapping of Trace, or series
         :class:`~llenergymeasure.traces.Trace` objects (every run of each is
-        replayed on its successful attempts, at their recorded times), or bare
-        1-D latency series in ms / mappings of signal arrays (times are then
-        the cumulative latencies).
+        replayed on its successful attempts, at their recorded times; rows are
+        named by :func:`trace_id_of`), or bare 1-D latency series in ms /
+        mappings of signal arrays (times are then the cumulative latencies).
+        In a mapping ``{trace_id: series}`` the keys name the bare series.
     criteria : str, Criterion or iterable of them
         Criterion specs (``"rolling_cv:window=10,threshold=0.02"``) or
         instances.
