@@ -114,7 +114,7 @@ class NVBenchEntropy(Criterion):
     ``round_decimals`` to the timer resolution in the signal's units
     (tritonbench uses 3 decimals of milliseconds).
 
-    Online cost: O(log k) for the value count (a dict) plus O(window) for the
+    Online cost: O(1) for the value count (a dict) plus O(window) for the
     regression; offline: counts by sorting, entropies by ``cumsum`` (the same
     additions as the online update) and the regressions vectorised over
     sliding windows. Both forms agree bit for bit. Scale invariant for exact

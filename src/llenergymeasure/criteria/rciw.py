@@ -50,7 +50,7 @@ class RCIWParams(CriterionParams):
     seed: int = Field(0, ge=0, description="Seed of the fixed bootstrap resampling indices.")
 
 
-def bootstrap_means(windows: NDArray[np.float64], idx: NDArray[np.intp]) -> NDArray[np.float64]:
+def bootstrap_means(windows: NDArray[np.float64], idx: NDArray[np.int64]) -> NDArray[np.float64]:
     """Bootstrap means of each window (row) for the fixed resampling ``idx``, sorted.
 
     Parameters
@@ -165,7 +165,11 @@ class RCIW(Criterion):
         p = self.params
         w = p.window
         self._tfactor = 2.0 * float(stats.t.ppf(1.0 - p.alpha / 2.0, w - 1)) / math.sqrt(w)
-        self._idx = np.random.default_rng(p.seed).integers(0, w, size=(p.n_boot, w))
+        self._idx: NDArray[np.int64] | None = (
+            np.random.default_rng(p.seed).integers(0, w, size=(p.n_boot, w))
+            if p.method == "bootstrap"
+            else None
+        )
 
     def _reset(self) -> None:
         self._moments = RollingMoments(self.params.window)
@@ -181,6 +185,7 @@ class RCIW(Criterion):
         elif p.method == "t":
             stat = self._tfactor * math.sqrt(m2 / (p.window - 1)) / mean
         else:
+            assert self._idx is not None  # built by _validate for method="bootstrap"
             bm = bootstrap_means(self._moments.window()[None, :], self._idx)
             stat = float(
                 (linear_quantile(bm, 1 - p.alpha / 2) - linear_quantile(bm, p.alpha / 2))[0]
@@ -197,6 +202,7 @@ class RCIW(Criterion):
             if p.method == "t":
                 stat = self._tfactor * np.sqrt(m2 / (w - 1)) / mean
             else:
+                assert self._idx is not None  # built by _validate for method="bootstrap"
                 width = np.full(x.shape[0], np.nan)
                 if x.shape[0] >= w:
                     view = sliding_window_view(x, w)
