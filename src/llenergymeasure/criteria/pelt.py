@@ -15,6 +15,7 @@ from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = [
     "PELT",
+    "R_CHANGEPOINT_VAR_FLOOR",
     "merge_equivalent_segments",
     "pelt_changepoints",
     "resolve_penalty",
@@ -22,12 +23,16 @@ __all__ = [
 ]
 
 CostName = Literal["normal", "l2"]
+FloorMode = Literal["add", "replace"]
 PenaltyName = Literal["bic", "mbic", "15log"]
 #: A numerical penalty: finite and non-negative.
 PenaltyValue = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 #: Diagonal added to the variance by the ``normal`` cost, as ruptures >= 1.1.5 does.
 NORMAL_VAR_FLOOR = 1e-6
+
+#: Variance that R's ``changepoint`` (``cpt.meanvar``) puts in place of a non-positive one.
+R_CHANGEPOINT_VAR_FLOOR = 1e-11
 
 # Parameters per segment of each cost model: mean and variance, or mean only.
 _N_PARAMS = {"normal": 2, "l2": 1}
@@ -87,17 +92,36 @@ def resolve_penalty(penalty: float | str, x: ArrayLike, cost: str = "normal") ->
     return beta
 
 
+def _check_floor(var_floor: float, var_floor_mode: str) -> float:
+    floor = float(var_floor)
+    if not math.isfinite(floor) or floor <= 0:
+        raise CriterionConfigError(f"PELT var_floor must be a finite number > 0, got {var_floor!r}")
+    if var_floor_mode not in ("add", "replace"):
+        raise CriterionConfigError(
+            f"unknown PELT var_floor_mode {var_floor_mode!r}; use 'add' or 'replace'"
+        )
+    return floor
+
+
 class _PrefixSums:
     """Shifted prefix sums of x and x^2 for O(1) segment costs."""
 
-    __slots__ = ("c1", "c2", "cost")
+    __slots__ = ("c1", "c2", "cost", "replace", "var_floor")
 
-    def __init__(self, x: NDArray[np.float64], cost: str) -> None:
+    def __init__(
+        self,
+        x: NDArray[np.float64],
+        cost: str,
+        var_floor: float = NORMAL_VAR_FLOOR,
+        var_floor_mode: str = "add",
+    ) -> None:
         ref = float(np.median(x)) if x.shape[0] else 0.0
         d = x - ref
         self.c1 = np.concatenate(([0.0], np.cumsum(d)))
         self.c2 = np.concatenate(([0.0], np.cumsum(d * d)))
         self.cost = cost
+        self.var_floor = var_floor
+        self.replace = var_floor_mode == "replace"
 
     def __call__(self, starts: NDArray[np.int64], end: int) -> NDArray[np.float64]:
         m = (end - starts).astype(np.float64)
@@ -106,15 +130,38 @@ class _PrefixSums:
         ss = np.maximum(s2 - s1 * s1 / m, 0.0)
         if self.cost == "l2":
             return ss
-        return m * np.log(ss / m + NORMAL_VAR_FLOOR)
+        if self.replace:
+            var = ss / m
+            return m * np.log(np.where(var > 0, var, self.var_floor))
+        return m * np.log(ss / m + self.var_floor)
 
 
-def segment_costs(x: ArrayLike, bkps: list[int], cost: str = "normal") -> NDArray[np.float64]:
-    """Cost of every segment of a ruptures-style breakpoint list (ending with ``n``)."""
+def segment_costs(
+    x: ArrayLike,
+    bkps: list[int],
+    cost: str = "normal",
+    *,
+    var_floor: float = NORMAL_VAR_FLOOR,
+    var_floor_mode: FloorMode = "add",
+) -> NDArray[np.float64]:
+    """Cost of every segment of a ruptures-style breakpoint list (ending with ``n``).
+
+    The costs are those :func:`pelt_changepoints` minimises, with the same ``cost``,
+    ``var_floor`` and ``var_floor_mode``; their sum is the unpenalised objective.
+    """
     arr = np.asarray(x, dtype=np.float64)
-    sums = _PrefixSums(arr, cost)
-    starts = [0, *bkps[:-1]]
-    return np.array([float(sums(np.array([s]), e)[0]) for s, e in zip(starts, bkps, strict=True)])
+    if cost not in _N_PARAMS:
+        raise CriterionConfigError(f"unknown PELT cost {cost!r}; use one of {sorted(_N_PARAMS)}")
+    sums = _PrefixSums(arr, cost, _check_floor(var_floor, var_floor_mode), var_floor_mode)
+    if not bkps:
+        return np.zeros(0)
+    ends = np.asarray(bkps, dtype=np.int64)
+    starts = np.concatenate(([0], ends[:-1]))
+    if np.any(ends <= starts) or ends[-1] > arr.shape[0]:
+        raise ValueError(
+            f"breakpoints must increase strictly within (0, {arr.shape[0]}], got {list(bkps)}"
+        )
+    return np.array([float(sums(starts[k : k + 1], int(e))[0]) for k, e in enumerate(ends)])
 
 
 def pelt_changepoints(
@@ -123,6 +170,9 @@ def pelt_changepoints(
     cost: str = "normal",
     min_size: int = 2,
     jump: int = 1,
+    *,
+    var_floor: float = NORMAL_VAR_FLOOR,
+    var_floor_mode: FloorMode = "add",
 ) -> list[int]:
     r"""Optimal penalised segmentation by PELT; ruptures-style breakpoints ending with ``n``.
 
@@ -137,9 +187,14 @@ def pelt_changepoints(
     ends only if :math:`F(t) + c(x_{t:s}) \le F(s)`. Costs of a segment of
     length :math:`m` with population variance :math:`\hat\sigma^2`:
 
-    * ``normal`` (mean-and-variance change): :math:`m \log(\hat\sigma^2 + 10^{-6})`,
-      ruptures' ``CostNormal`` (which adds the same :math:`10^{-6}` to cope with
-      constant segments; note that this floor is absolute, in squared signal units);
+    * ``normal`` (mean-and-variance change): :math:`m \log(\hat\sigma^2 + \epsilon)`
+      with :math:`\epsilon` = ``var_floor`` (default :math:`10^{-6}`), ruptures'
+      ``CostNormal`` (which adds the same :math:`10^{-6}` to cope with constant
+      segments; note that this floor is absolute, in squared signal units). With
+      ``var_floor_mode="replace"`` the cost is :math:`m \log \hat\sigma^2`, with
+      :math:`\hat\sigma^2 \le 0` replaced by :math:`\epsilon`: R ``changepoint``'s
+      ``cpt.meanvar`` with :data:`R_CHANGEPOINT_VAR_FLOOR` (:math:`10^{-11}`), which
+      leaves series of tiny variance (e.g. JMH times in seconds) untouched;
     * ``l2`` (mean change): :math:`m \hat\sigma^2`.
 
     Costs come from shifted prefix sums (the series minus its median), so one
@@ -162,6 +217,11 @@ def pelt_changepoints(
         Minimum segment length (raised to 2 for ``normal``, which needs a variance).
     jump : int, default 1
         Grid of candidate breakpoints (ruptures' default of 5 loses resolution).
+    var_floor : float, default 1e-6
+        Variance floor :math:`\epsilon > 0` of the ``normal`` cost (unused by ``l2``).
+    var_floor_mode : {"add", "replace"}, default "add"
+        ``"add"``: :math:`\hat\sigma^2 + \epsilon` (ruptures); ``"replace"``:
+        :math:`\epsilon` only where :math:`\hat\sigma^2 \le 0` (R ``changepoint``).
 
     Returns
     -------
@@ -173,7 +233,7 @@ def pelt_changepoints(
     ValueError
         If ``x`` is not 1-D and finite, or is shorter than ``min_size``.
     CriterionConfigError
-        For a bad penalty or cost.
+        For a bad penalty, cost or variance floor.
 
     References
     ----------
@@ -181,6 +241,8 @@ def pelt_changepoints(
        changepoints with a linear computational cost", JASA 107(500), 2012.
     .. [2] C. Truong, L. Oudre and N. Vayatis, "Selective review of offline
        change point detection methods", Signal Processing 167, 2020 (ruptures).
+    .. [3] R. Killick and I. A. Eckley, "changepoint: an R package for changepoint
+       analysis", J. Stat. Softw. 58(3), 2014.
     """
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 1:
@@ -192,28 +254,52 @@ def pelt_changepoints(
     if int(min_size) < 1 or int(jump) < 1:
         raise ValueError(f"min_size and jump must be >= 1, got {min_size} and {jump}")
     beta = resolve_penalty(penalty, arr, cost)
+    floor = _check_floor(var_floor, var_floor_mode)
     n = arr.shape[0]
     min_size = max(int(min_size), 2 if cost == "normal" else 1)
     jump = int(jump)
     if n < min_size:
         raise ValueError(f"pelt_changepoints: {n} samples is fewer than min_size={min_size}")
-    seg_cost = _PrefixSums(arr, cost)
+    sums = _PrefixSums(arr, cost, floor, var_floor_mode)
+    c1, c2 = sums.c1, sums.c2
+    normal, replace = cost == "normal", var_floor_mode == "replace"
     F = np.empty(n + 1)
     F[0] = 0.0
     prev = np.zeros(n + 1, dtype=np.int64)
     ends = [k for k in range(0, n, jump) if k >= min_size]
     ends.append(n)
-    cand = np.zeros(0, dtype=np.int64)
+    # The candidate set R_s, one column per start t: (t, c1[t], c2[t], F(t)). Keeping
+    # the gathered values next to the starts makes a step a few vector operations; the
+    # arithmetic is that of _PrefixSums, so the objective values are bit-identical.
+    cand = np.empty((4, len(ends) + 1))
+    k = 0
     for s in ends:
         new = ((s - min_size) // jump) * jump
         # A start needs an optimal partition of x[:new]: 0 or an earlier end.
-        if (new == 0 or new >= min_size) and (cand.size == 0 or cand[-1] != new):
-            cand = np.append(cand, new)
-        vals = F[cand] + (seg_cost(cand, s) + beta)
+        if (new == 0 or new >= min_size) and (k == 0 or cand[0, k - 1] != new):
+            cand[:, k] = (new, c1[new], c2[new], F[new])
+            k += 1
+        live = cand[:, :k]
+        m = s - live[0]
+        s1 = c1[s] - live[1]
+        ss = np.maximum((c2[s] - live[2]) - s1 * s1 / m, 0.0)
+        if not normal:
+            seg = ss
+        elif replace:
+            var = ss / m
+            seg = m * np.log(np.where(var > 0, var, floor))
+        else:
+            seg = m * np.log(ss / m + floor)
+        vals = live[3] + (seg + beta)
         j = int(np.argmin(vals))
-        F[s] = vals[j]
-        prev[s] = cand[j]
-        cand = cand[vals <= F[s] + beta]
+        best = vals[j]
+        F[s] = best
+        prev[s] = int(live[0, j])
+        keep = vals <= best + beta
+        if not keep.all():
+            kept = live[:, keep]
+            k = kept.shape[1]
+            cand[:, :k] = kept
     bkps = [n]
     s = n
     while prev[s] > 0:
