@@ -1,9 +1,13 @@
-r"""Offline changepoint machinery for the reference labellers: PELT, CROPS and Kneedle.
+r"""Offline changepoint machinery for the reference labellers: CROPS and Kneedle over PELT.
 
 This module serves :mod:`llenergymeasure.analysis.reference` only. It reproduces the
 pieces of R's ``changepoint`` package (``cpt.meanvar(method="PELT")`` and its CROPS
 penalty path) and of ``kneed`` that the published labellers of Barrett et al. and
 Traini et al. used, so their labels can be recomputed from raw series in Python.
+
+Segmentation is not re-implemented here: PELT is
+:func:`llenergymeasure.criteria.pelt.pelt_changepoints`, the one the ``pelt`` criterion
+uses, called with R's variance handling (``var_floor_mode="replace"``).
 
 Cost
 ----
@@ -18,8 +22,9 @@ variance, without the additive constant (it is the same for every segmentation):
     \quad m = b - a,
 
 with :math:`\hat\sigma^2` replaced by ``1e-11`` when it is not positive, as in the R
-package. Breakpoints follow the ``ruptures`` convention: sorted exclusive segment ends,
-the last one being ``n``.
+package (not added to it, as ``ruptures`` does: JMH times in seconds have variances far
+below ``1e-11``). Breakpoints follow the ``ruptures`` convention: sorted exclusive segment
+ends, the last one being ``n``.
 
 References
 ----------
@@ -41,6 +46,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from llenergymeasure.criteria.pelt import (
+    R_CHANGEPOINT_VAR_FLOOR,
+    pelt_changepoints,
+    segment_costs,
+)
+
 __all__ = [
     "CropsPath",
     "crops",
@@ -51,7 +62,7 @@ __all__ = [
 ]
 
 #: Variance floor of R's ``changepoint`` for segments whose MLE variance is not positive.
-VARIANCE_FLOOR = 1e-11
+VARIANCE_FLOOR = R_CHANGEPOINT_VAR_FLOOR
 
 
 def _as_series(x: ArrayLike) -> NDArray[np.float64]:
@@ -64,52 +75,35 @@ def _as_series(x: ArrayLike) -> NDArray[np.float64]:
     return arr
 
 
-class _Sums:
-    """Prefix sums of a centred series, for O(1) segment costs."""
-
-    def __init__(self, x: NDArray[np.float64]) -> None:
-        xc = x - x.mean() if x.size else x
-        self.s1 = np.concatenate(([0.0], np.cumsum(xc)))
-        self.s2 = np.concatenate(([0.0], np.cumsum(xc * xc)))
-
-    def cost(self, starts: NDArray[np.intp] | int, end: int) -> NDArray[np.float64]:
-        """Cost of the segments ``[starts, end)`` (vectorised over ``starts``)."""
-        m = (end - np.asarray(starts)).astype(np.float64)
-        d1 = self.s1[end] - self.s1[starts]
-        d2 = self.s2[end] - self.s2[starts]
-        var = (d2 - d1 * d1 / m) / m
-        var = np.where(var > 0, var, VARIANCE_FLOOR)
-        return m * np.log(var)
-
-
 def normal_meanvar_cost(x: ArrayLike) -> float:
     """Normal mean-and-variance cost of one segment (see the module docstring)."""
     arr = _as_series(x)
     if arr.size < 1:
         raise ValueError("a segment needs at least one sample")
-    return float(_Sums(arr).cost(0, arr.size))
+    return segmentation_cost(arr, [arr.size])
 
 
 def segmentation_cost(x: ArrayLike, breakpoints: list[int]) -> float:
-    """Unpenalised total cost of a segmentation given by exclusive segment ends."""
+    """Unpenalised total cost of a segmentation given by exclusive segment ends.
+
+    The sum of :func:`llenergymeasure.criteria.pelt.segment_costs` with the Normal cost
+    and R's variance floor: the objective :func:`pelt_normal` minimises, less the
+    penalties.
+    """
     arr = _as_series(x)
-    sums = _Sums(arr)
-    total = 0.0
-    start = 0
-    for end in breakpoints:
-        total += float(sums.cost(start, end))
-        start = end
-    return total
+    costs = segment_costs(
+        arr, list(breakpoints), "normal", var_floor=VARIANCE_FLOOR, var_floor_mode="replace"
+    )
+    return float(costs.sum())
 
 
 def pelt_normal(x: ArrayLike, penalty: float, *, min_size: int = 2) -> list[int]:
-    r"""Optimal partition of ``x`` under the Normal mean-var cost, by PELT.
+    r"""Optimal partition of ``x`` under the Normal mean-var cost of R's ``cpt.meanvar``.
 
-    Minimises :math:`\sum_k C(x_{\tau_{k-1}:\tau_k}) + \beta K` over segmentations
-    with segments of at least ``min_size`` samples, with the optimal-partition
-    recursion :math:`F(s) = \min_t F(t) + C(x_{t:s}) + \beta` and the PELT pruning
-    rule (keep ``t`` only while :math:`F(t) + C(x_{t:s}) \le F(s)`), which is exact
-    for this cost. Each step is vectorised over the surviving candidates.
+    :func:`llenergymeasure.criteria.pelt.pelt_changepoints` with ``cost="normal"``,
+    ``jump=1`` and R's variance floor (``var_floor=1e-11``, ``var_floor_mode="replace"``):
+    it minimises :math:`\sum_k C(x_{\tau_{k-1}:\tau_k}) + \beta K` over segmentations
+    with segments of at least ``min_size`` samples.
 
     Parameters
     ----------
@@ -118,16 +112,19 @@ def pelt_normal(x: ArrayLike, penalty: float, *, min_size: int = 2) -> list[int]
     penalty : float
         The penalty :math:`\beta \ge 0` per changepoint (R's ``pen.value``).
     min_size : int, default 2
-        Minimum segment length (R's ``minseglen``; ``ruptures``' ``min_size``).
+        Minimum segment length (R's ``minseglen``; ``ruptures``' ``min_size``); the
+        Normal cost needs a variance, so values below 2 act as 2, as in R.
 
     Returns
     -------
     list of int
-        Sorted exclusive segment ends; the last is ``len(x)``.
+        Sorted exclusive segment ends; the last is ``len(x)`` (``[]`` for an empty
+        series, ``[n]`` when ``n < 2 * min_size``).
 
     References
     ----------
     .. [1] Killick, Fearnhead and Eckley, JASA 2012 (see the module references).
+    .. [4] Killick and Eckley, J. Stat. Softw. 2014 (see the module references).
     """
     arr = _as_series(x)
     n = arr.size
@@ -135,29 +132,17 @@ def pelt_normal(x: ArrayLike, penalty: float, *, min_size: int = 2) -> list[int]
         raise ValueError(f"penalty must be finite and >= 0, got {penalty}")
     if min_size < 1:
         raise ValueError(f"min_size must be >= 1, got {min_size}")
-    if n < 2 * min_size:
+    if n < 2 * max(min_size, 2):
         return [n] if n else []
-    sums = _Sums(arr)
-    f = np.full(n + 1, np.inf)
-    f[0] = -penalty
-    last = np.zeros(n + 1, dtype=np.intp)
-    cands = np.array([0], dtype=np.intp)
-    for s in range(min_size, n + 1):
-        new = s - min_size
-        if new >= min_size:
-            cands = np.append(cands, new)
-        cost = sums.cost(cands, s)
-        total = f[cands] + cost
-        k = int(np.argmin(total))
-        f[s] = total[k] + penalty
-        last[s] = cands[k]
-        cands = cands[total <= f[s]]
-    bkps = [n]
-    t = n
-    while last[t] > 0:
-        t = int(last[t])
-        bkps.append(t)
-    return sorted(bkps)
+    return pelt_changepoints(
+        arr,
+        float(penalty),
+        cost="normal",
+        min_size=min_size,
+        jump=1,
+        var_floor=VARIANCE_FLOOR,
+        var_floor_mode="replace",
+    )
 
 
 @dataclass(frozen=True)
