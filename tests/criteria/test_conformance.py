@@ -632,10 +632,21 @@ _SHORT_WINDOW = (
     "window cannot see a slow drift (short-window flatness); window=10,threshold=0.03 "
     "stops at 33-35"
 )
+_CUMULATIVE = (
+    "Laaber et al.'s criteria compare cumulative statistics over a history of h=10 samples: "
+    "with one latency per JMH iteration the cumulative statistic moves by ~1/i per sample, so "
+    "their published thresholds pass while the warmup is still visible (the cumulative-"
+    "statistics pitfall, docs/criteria/laaber.md); stops at 13-17, before the start"
+)
 #: Premature stops that are known, reported failures of a criterion's defaults.
 KNOWN_PREMATURE = {
     ("rolling_cv", "decay"): _SHORT_WINDOW,
     ("all_of(rolling_cv,fixed_count:n=8)", "decay"): _SHORT_WINDOW,
+    ("laaber_cv", "step"): _CUMULATIVE,
+    ("laaber_kld", "decay"): _CUMULATIVE,
+    ("laaber_kld", "step"): _CUMULATIVE,
+    ("laaber_rciw", "decay"): _CUMULATIVE,
+    ("laaber_rciw", "step"): _CUMULATIVE,
 }
 
 
