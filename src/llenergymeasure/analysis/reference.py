@@ -48,7 +48,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from llenergymeasure.analysis._changepoint import _as_series as _series
 from llenergymeasure.analysis._changepoint import crops, kneedle_elbow, pelt_normal
+from llenergymeasure.criteria.pelt import merge_equivalent_segments
 
 __all__ = [
     "BarrettLabel",
@@ -193,16 +195,6 @@ def load_reference_file(path: str | Path) -> dict[tuple[str, str], int | None]:
 # ----------------------------------------------------------------------------------------
 # Shared pieces
 # ----------------------------------------------------------------------------------------
-
-
-def _series(x: ArrayLike) -> NDArray[np.float64]:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"expected a 1-D series, got shape {arr.shape}")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise ValueError(f"series has a non-finite value at index {int(bad[0])}")
-    return arr
 
 
 def bootstrap_ratio_ci(
@@ -593,24 +585,22 @@ def barrett_classify(
         spreads.append(var if prm.spread == "variance" else math.sqrt(var))
         prev = b
     delta = prm.delta if prm.delta is not None else prm.delta_fraction * min(means)
-    mu_l, v_l = means[-1], spreads[-1]
-    lower = min(mu_l - v_l, mu_l - delta)
-    upper = max(mu_l + v_l, mu_l + delta)
-    steady_n = math.ceil(prm.steady_fraction * n)
+    # The walk back over equivalent segments is the pelt criterion's own rule.
+    first_kept = merge_equivalent_segments(
+        xs, bk_kept, delta=delta, spread="variance" if prm.spread == "variance" else "sd"
+    )
+    start_seg = 0 if first_kept == 0 else bk_kept.index(first_kept) + 1
     cls: BarrettClass = "flat"
-    start_seg = 0
-    for s in range(len(means) - 2, -1, -1):
-        lo_s, hi_s = means[s] - spreads[s], means[s] + spreads[s]
-        if hi_s >= lower and lo_s <= upper:
-            continue
-        if bkps[s] > n - steady_n:
+    if start_seg > 0:
+        s = start_seg - 1
+        mu_l, v_l = means[-1], spreads[-1]
+        lower = min(mu_l - v_l, mu_l - delta)
+        if bkps[s] > n - math.ceil(prm.steady_fraction * n):
             cls = "no steady state"
-        elif lo_s < lower:
+        elif means[s] - spreads[s] < lower:
             cls = "slowdown"
         else:
             cls = "warmup"
-        start_seg = s + 1
-        break
     ref = NO_STEADY_STATE if cls == "no steady state" else starts[start_seg]
     return BarrettLabel(cls, ref, bkps, means, spreads)
 
