@@ -11,7 +11,13 @@ import pytest
 import ruptures as rpt
 from ruptures.costs import CostNormal
 
-from llenergymeasure.analysis._changepoint import crops, kneedle_elbow, pelt_normal
+from llenergymeasure.analysis._changepoint import (
+    crops,
+    kneedle_elbow,
+    normal_meanvar_cost,
+    pelt_normal,
+    segmentation_cost,
+)
 from llenergymeasure.analysis.reference import (
     ReferenceFileError,
     barrett_classify,
@@ -24,6 +30,7 @@ from llenergymeasure.analysis.reference import (
     traini_start_to_reference,
 )
 from llenergymeasure.analysis.synthetic import generate
+from llenergymeasure.criteria.pelt import pelt_changepoints
 
 
 def _ruptures(x: np.ndarray, pen: float) -> list[int]:
@@ -39,6 +46,27 @@ def test_pelt_matches_ruptures(seed: int, pen: float) -> None:
     rng = np.random.default_rng(seed)
     x = np.concatenate([rng.normal(0, 1, 100), rng.normal(2, 3, 80), rng.normal(-1, 0.5, 120)])
     assert pelt_normal(x, pen) == _ruptures(x, pen)
+    # The labeller's PELT is the criteria layer's, with R changepoint's variance floor.
+    shared = pelt_changepoints(x, pen, var_floor=1e-11, var_floor_mode="replace")
+    assert pelt_normal(x, pen) == shared
+
+
+def test_pelt_normal_on_seconds_scale_and_edges() -> None:
+    rng = np.random.default_rng(3)
+    # JMH-like times in seconds: variances ~1e-14 s^2, below R's 1e-11 floor.
+    x = np.concatenate([rng.normal(2e-5, 1e-7, 150), rng.normal(1e-5, 1e-7, 350)])
+    assert pelt_normal(x, 15 * math.log(x.size)) == [150, 500]
+    assert pelt_normal(x * 1e3, 15 * math.log(x.size)) == [150, 500]
+    assert pelt_normal([], 1.0) == [] and pelt_normal([1.0, 2.0, 3.0], 1.0) == [3]
+    with pytest.raises(ValueError, match="index 2"):
+        pelt_normal([1.0, 2.0, math.nan, 4.0], 1.0)
+
+
+def test_segment_costs_known_answers() -> None:
+    # m log(var) with R's replacement of a zero variance by 1e-11.
+    assert normal_meanvar_cost([1.0, 2.0, 3.0, 4.0]) == pytest.approx(4 * math.log(1.25))
+    x = [1.0, 2.0, 3.0, 4.0, 7.0, 7.0]
+    assert segmentation_cost(x, [4, 6]) == pytest.approx(4 * math.log(1.25) + 2 * math.log(1e-11))
 
 
 def test_crops_path_is_consistent() -> None:
