@@ -153,6 +153,28 @@ def test_every_criterion_stops_somewhere_in_the_parity_test(monkeypatch):
     assert df["stopped"].mean() >= 0.5
 
 
+@pytest.mark.parametrize("name", available_criteria())
+def test_early_exit_on_prefixes_gives_the_whole_run_rows(name):
+    """Prefix evaluation (256 samples, then the whole run) equals whole-run evaluation."""
+    traces = [make_trace(warmup_series(450, s, tau=t), name=f"t{s}")
+              for s, t in ((0, 40.0), (1, 120.0), (2, 2000.0))]
+    spec = default_spec(name)
+    for rule in (StopRule(min_samples=7), StopRule(min_samples=100, patience=2)):
+        fast = replay(traces, spec, stop_rule=rule)
+        slow = replay(traces, spec, stop_rule=rule, early_exit=False)
+        pd.testing.assert_frame_equal(fast, slow)
+
+
+def test_early_exit_stop_beyond_the_first_prefix():
+    trace = make_trace(warmup_series(1500, 0, tau=150.0))
+    specs = ["fixed_count:n=300", "min_duration:seconds=150",
+             "rolling_cv:window=30,threshold=0.012"]
+    fast = replay(trace, specs)
+    slow = replay(trace, specs, early_exit=False)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert (fast["stop_index"] > 256).all(), fast["stop_index"].tolist()
+
+
 # ------------------------------------------------------------------ columns and inputs
 def test_row_contents_against_hand_computation():
     x = np.r_[np.linspace(30.0, 10.0, 20), np.full(30, 10.0)]

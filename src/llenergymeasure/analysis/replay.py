@@ -486,10 +486,42 @@ def _verify_sweeps(units: list[_Unit], runs: list[_Run]) -> None:
 
 
 # ------------------------------------------------------------------------ the rows
-def _evaluate(crit: Criterion, run: _Run) -> Any:
+def _evaluate(crit: Criterion, run: _Run, length: int | None = None) -> Any:
+    """Evaluate ``crit`` on the run, or on its first ``length`` samples."""
+    sl = slice(None) if length is None else slice(0, length)
     sig = crit.signals
-    x: Any = run.signals[sig[0]] if len(sig) == 1 else {s: run.signals[s] for s in sig}
-    return crit.evaluate(x, run.times)
+    if len(sig) == 1:
+        x: Any = run.signals[sig[0]][sl]
+    else:
+        x = {s: run.signals[s][sl] for s in sig}
+    return crit.evaluate(x, run.times[sl])
+
+
+#: First prefix evaluated by the early exit, and its growth factor.
+_PREFIX0, _PREFIX_GROWTH = 256, 4
+
+
+def _decide_early(crit: Criterion, run: _Run, rule: StopRule) -> tuple[Any, StopDecision | None]:
+    """Evaluate growing prefixes until one holds the stop (or the whole run is evaluated).
+
+    Entry ``t`` of an evaluation depends only on ``x[: t + 1]`` (the criterion
+    contract), so the decision on a prefix that contains a stop is the
+    decision on the whole run; the cost follows the stop index, as the
+    driver's does, instead of the run length.
+    """
+    n = run.n
+    length = max(_PREFIX0, 2 * rule.min_samples)
+    if rule.max_samples is not None:
+        length = min(length, rule.max_samples)
+    while True:
+        if length >= n:
+            ev = _evaluate(crit, run)
+            return ev, rule.decide(ev)
+        ev = _evaluate(crit, run, length)
+        decision = rule.decide(ev)
+        if decision is not None:
+            return ev, decision
+        length *= _PREFIX_GROWTH
 
 
 def _no_stop_reason(rule: StopRule, n: int) -> str:
@@ -556,7 +588,7 @@ def _row(
 
 
 def _replay_chunk(
-    runs: list[_Run], units: list[_Unit], rule: StopRule
+    runs: list[_Run], units: list[_Unit], rule: StopRule, early_exit: bool = True
 ) -> list[dict[str, Any]]:
     """Replay every unit on every run of a chunk (runs in worker processes too)."""
     crits = [[make_criterion(s.spec) for s in unit.settings] for unit in units]
@@ -578,8 +610,12 @@ def _replay_chunk(
                     rows.append(_row(run, s, d, ev.statistic, ev.truncation, csum, rule))
                 continue
             for s, crit in zip(unit.settings, ucrits, strict=True):
-                ev = _evaluate(crit, run)
-                rows.append(_row(run, s, rule.decide(ev), ev.statistic, ev.truncation, csum, rule))
+                if early_exit:
+                    ev, decision = _decide_early(crit, run, rule)
+                else:
+                    ev = _evaluate(crit, run)
+                    decision = rule.decide(ev)
+                rows.append(_row(run, s, decision, ev.statistic, ev.truncation, csum, rule))
     return rows
 
 
@@ -597,6 +633,7 @@ def replay(
     executor: cf.Executor | None = None,
     chunk_size: int | None = None,
     show_progress: bool | None = None,
+    early_exit: bool = True,
 ) -> pd.DataFrame:
     """Replay traces through criteria: one tidy row per run x criterion setting.
 
@@ -628,6 +665,13 @@ def replay(
     show_progress : bool, optional
         Draw a progress bar over runs; default: only for long work (at least
         2,000 run x setting pairs).
+    early_exit : bool, default True
+        Evaluate a criterion on growing prefixes of a run (256 samples, then
+        4 times more each time) and stop at the first prefix that contains the
+        stop, so the cost follows the stop index as the driver's does. The
+        rows are identical to those of False (whole runs: a run on which the
+        rule never stops is evaluated whole either way). Threshold sweeps
+        always evaluate whole runs.
 
     Returns
     -------
@@ -694,11 +738,11 @@ def replay(
         if executor is None:
             rows: list[dict[str, Any]] = []
             for chunk in _chunks(runs, chunk_size or 16):
-                rows.extend(_replay_chunk(chunk, units, rule))
+                rows.extend(_replay_chunk(chunk, units, rule, early_exit))
                 if bar is not None:
                     bar.update(len(chunk))
         else:
-            rows = _run_on_executor(executor, runs, units, rule, chunk_size, bar)
+            rows = _run_on_executor(executor, runs, units, rule, chunk_size, bar, early_exit)
     finally:
         if bar is not None:
             bar.close()
@@ -726,6 +770,7 @@ def _run_on_executor(
     rule: StopRule,
     chunk_size: int | None,
     bar: Any,
+    early_exit: bool,
 ) -> list[dict[str, Any]]:
     workers = _workers(executor)
     size = chunk_size or max(1, math.ceil(len(runs) / (4 * workers)))
@@ -735,7 +780,7 @@ def _run_on_executor(
     window = 2 * workers  # chunks in flight: bounds the memory of pickled arguments
     todo = iter(enumerate(chunks))
     for i, chunk in itertools.islice(todo, window):
-        pending[executor.submit(_replay_chunk, chunk, units, rule)] = i
+        pending[executor.submit(_replay_chunk, chunk, units, rule, early_exit)] = i
     while pending:
         done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
         for fut in done:
@@ -745,7 +790,7 @@ def _run_on_executor(
                 bar.update(len(chunks[i]))
             nxt = next(todo, None)
             if nxt is not None:
-                pending[executor.submit(_replay_chunk, nxt[1], units, rule)] = nxt[0]
+                pending[executor.submit(_replay_chunk, nxt[1], units, rule, early_exit)] = nxt[0]
     return [row for i in range(len(chunks)) for row in results[i]]
 
 
