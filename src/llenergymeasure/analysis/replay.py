@@ -498,7 +498,7 @@ def _evaluate(crit: Criterion, run: _Run, length: int | None = None) -> Any:
 
 
 #: First prefix evaluated by the early exit, and its growth factor.
-_PREFIX0, _PREFIX_GROWTH = 256, 4
+_PREFIX0, _PREFIX_GROWTH = 64, 4
 
 
 def _decide_early(crit: Criterion, run: _Run, rule: StopRule) -> tuple[Any, StopDecision | None]:
@@ -510,9 +510,7 @@ def _decide_early(crit: Criterion, run: _Run, rule: StopRule) -> tuple[Any, Stop
     driver's does, instead of the run length.
     """
     n = run.n
-    length = max(_PREFIX0, 2 * rule.min_samples)
-    if rule.max_samples is not None:
-        length = min(length, rule.max_samples)
+    length = _first_prefix(rule)
     while True:
         if length >= n:
             ev = _evaluate(crit, run)
@@ -587,6 +585,31 @@ def _row(
     return row
 
 
+def _sweep_early(
+    crit: Criterion, run: _Run, rule: StopRule, unit: _Unit, early_exit: bool
+) -> tuple[Any, list[StopDecision | None]]:
+    """Sweep decisions on growing prefixes until every value has stopped (or the whole run)."""
+    assert unit.sweep is not None
+    n = run.n
+    length = _first_prefix(rule) if early_exit else n
+    while True:
+        if length >= n:
+            ev = _evaluate(crit, run)
+            return ev, _sweep_decisions(rule, ev.statistic, unit.values, unit.sweep[1])
+        ev = _evaluate(crit, run, length)
+        decisions = _sweep_decisions(rule, ev.statistic, unit.values, unit.sweep[1])
+        if all(d is not None for d in decisions):
+            return ev, decisions
+        length *= _PREFIX_GROWTH
+
+
+def _first_prefix(rule: StopRule) -> int:
+    length = max(_PREFIX0, 2 * rule.min_samples)
+    if rule.max_samples is not None:
+        length = min(length, rule.max_samples)
+    return length
+
+
 def _replay_chunk(
     runs: list[_Run], units: list[_Unit], rule: StopRule, early_exit: bool = True
 ) -> list[dict[str, Any]]:
@@ -604,8 +627,7 @@ def _replay_chunk(
                     rows.append(_row(run, s, None, None, None, csum, rule))
                 continue
             if unit.sweep is not None:
-                ev = _evaluate(ucrits[0], run)
-                decisions = _sweep_decisions(rule, ev.statistic, unit.values, unit.sweep[1])
+                ev, decisions = _sweep_early(ucrits[0], run, rule, unit, early_exit)
                 for s, d in zip(unit.settings, decisions, strict=True):
                     rows.append(_row(run, s, d, ev.statistic, ev.truncation, csum, rule))
                 continue
@@ -666,12 +688,12 @@ def replay(
         Draw a progress bar over runs; default: only for long work (at least
         2,000 run x setting pairs).
     early_exit : bool, default True
-        Evaluate a criterion on growing prefixes of a run (256 samples, then
-        4 times more each time) and stop at the first prefix that contains the
+        Evaluate a criterion on growing prefixes of a run (64 samples or twice
+        ``min_samples``, then 4 times more each time) and stop at the first prefix that contains the
         stop, so the cost follows the stop index as the driver's does. The
         rows are identical to those of False (whole runs: a run on which the
-        rule never stops is evaluated whole either way). Threshold sweeps
-        always evaluate whole runs.
+        rule never stops is evaluated whole either way). A threshold sweep
+        grows its prefix until every threshold has stopped.
 
     Returns
     -------
