@@ -7,8 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+import ruptures as rpt
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ruptures.costs import CostNormal
 
 from llenergymeasure.criteria.base import CriterionConfigError
 from llenergymeasure.criteria.pelt import (
@@ -56,9 +58,6 @@ def test_replace_floor_finds_steps_the_additive_floor_hides(seed: int) -> None:
 
 
 def test_replace_mode_matches_ruptures_without_diagonal() -> None:
-    rpt = pytest.importorskip("ruptures")
-    from ruptures.costs import CostNormal
-
     rng = np.random.default_rng(7)
     x = np.concatenate([rng.normal(0, 1e-3, 120), rng.normal(5e-3, 3e-3, 90)])
     pen = 4 * math.log(x.size)
@@ -85,11 +84,12 @@ def test_pelt_l2_reaches_the_unpruned_optimum(seed: int, mult: float) -> None:
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), quantum=st.sampled_from([0.0, 0.5]))
 def test_pelt_replace_floor_is_near_the_unpruned_optimum(seed: int, quantum: float) -> None:
-    """Normal cost, R floor: never below the optimum, and on it for continuous data.
+    """Normal cost, R floor: never below the optimum; ruptures' breakpoints when continuous.
 
-    With a minimum segment length PELT's pruning is not exact (as in ruptures and R):
-    a start pruned at ``s`` may be needed at ``s + 1``, where no split is feasible, so
-    on quantised data (ties, zero-variance segments) the objective may exceed the optimum.
+    With a minimum segment length PELT's pruning is not exact (in ruptures and R alike):
+    a start pruned at ``s`` may be needed at ``s + 1``, where no split is feasible, so the
+    objective may exceed the exhaustive optimum (e.g. seed 478: 21.32 against 18.81, with
+    ruptures giving the same breakpoints as ours).
     """
     rng = np.random.default_rng(seed)
     n = int(rng.integers(8, 40))
@@ -102,8 +102,11 @@ def test_pelt_replace_floor_is_near_the_unpruned_optimum(seed: int, quantum: flo
     ours = float(segment_costs(x, bk, **kw).sum()) + beta * len(bk)
     best = _naive_optimum(x, beta, "normal", 2)
     assert ours >= best - 1e-7 * abs(best) - 1e-9
-    if not quantum:
-        assert ours == pytest.approx(best, rel=1e-7, abs=1e-9)
+    if not quantum:  # no zero variances: ruptures' CostNormal without diagonal applies
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            algo = rpt.Pelt(custom_cost=CostNormal(add_small_diag=False), jump=1, min_size=2)
+            assert bk == algo.fit(x).predict(pen=beta)
 
 
 def test_segment_costs_known_answers() -> None:
