@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ __all__ = [
     "bias_ci",
     "effect_size",
     "pareto_front",
+    "percentile_ci",
     "score",
     "summarize",
     "waste_band",
@@ -114,6 +115,57 @@ def effect_size(ci_low: float, ci_high: float) -> tuple[float, float]:
     return abs(centre - 1.0), abs(lb - 1.0)
 
 
+def percentile_ci(
+    samples: tuple[NDArray[np.float64], ...],
+    statistic: Callable[..., Any],
+    *,
+    confidence: float,
+    n_resamples: int,
+    seed: int,
+) -> tuple[float, float]:
+    """Seeded percentile bootstrap CI of ``statistic`` over independent ``samples``.
+
+    One call of :func:`scipy.stats.bootstrap` (``method="percentile"``, samples
+    resampled independently, ``statistic`` vectorised with an ``axis`` argument, draws
+    from ``numpy.random.default_rng(seed)``): the interval behind :func:`bias_ci`, the
+    per-setting medians of :func:`summarize` and the forest plot's CIs.
+
+    Parameters
+    ----------
+    samples : tuple of numpy.ndarray
+        One or more samples, each of at least 2 values.
+    statistic : callable
+        ``statistic(*samples, axis=-1)``, e.g. :func:`numpy.median`.
+    confidence : float
+        Confidence level in (0, 1).
+    n_resamples : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper bounds.
+
+    References
+    ----------
+    .. [1] B. Efron and R. J. Tibshirani, *An Introduction to the Bootstrap*,
+       Chapman & Hall, 1993, ch. 13 (the percentile interval).
+    """
+    res = stats.bootstrap(
+        samples,
+        statistic,
+        paired=False,
+        vectorized=True,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def _ratio(a: NDArray[np.float64], b: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
     return np.mean(a, axis=axis) / np.mean(b, axis=axis)
 
@@ -131,17 +183,8 @@ def bias_ci(
     b = np.asarray(reference, dtype=np.float64)
     if a.size < 2 or b.size < 2:
         return math.nan, math.nan
-    res = stats.bootstrap(
-        (a, b),
-        _ratio,
-        paired=False,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return percentile_ci((a, b), _ratio, confidence=confidence, n_resamples=n_resamples,
+                         seed=seed)
 
 
 def _lookup(
@@ -304,16 +347,8 @@ def _median_ci(
     if v.size < 2 or np.ptp(v) == 0:
         m = float(np.median(v)) if v.size else math.nan
         return m, m
-    res = stats.bootstrap(
-        (v,),
-        np.median,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return percentile_ci((v,), np.median, confidence=confidence, n_resamples=n_resamples,
+                         seed=seed)
 
 
 def _setting_columns(scored: pd.DataFrame) -> list[str]:

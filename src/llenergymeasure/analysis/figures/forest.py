@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from llenergymeasure.analysis.figures._scores import with_scores
 from llenergymeasure.analysis.figures._style import (
@@ -44,6 +43,7 @@ from llenergymeasure.analysis.figures._style import (
     paper_style,
     setting_labels,
 )
+from llenergymeasure.analysis.scoring import percentile_ci
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -59,10 +59,8 @@ def _boot_ci(v: np.ndarray, stat: str, confidence: float, n_resamples: int, seed
         return float(v[0]), float(v[0])
     if v.size < 2:
         return np.nan, np.nan
-    res = stats.bootstrap((v,), np.mean if stat == "mean" else np.median, vectorized=True,
-                          n_resamples=n_resamples, confidence_level=confidence,
-                          method="percentile", rng=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return percentile_ci((v,), np.mean if stat == "mean" else np.median,
+                         confidence=confidence, n_resamples=n_resamples, seed=seed)
 
 
 def bias_forest_data(
