@@ -91,6 +91,19 @@ def _decay_shape(n: int, amplitude: float, tau: float) -> NDArray[np.float64]:
     return amplitude * np.exp(-np.arange(n) / tau) if tau > 0 else np.zeros(n)
 
 
+def _series(
+    n: int, seed: Any, plateau_ms: float, w: NDArray[np.float64], sigma: float,
+    heavy: bool = False,
+) -> NDArray[np.float64]:
+    """The multiplicative model ``plateau_ms * (1 + w) * noise`` with seeded noise."""
+    return plateau_ms * (1 + w) * _noise(_rng(seed), n, sigma, heavy)
+
+
+def _known_kind(kind: str) -> None:
+    if kind not in SYNTHETIC_KINDS:
+        raise KeyError(f"unknown synthetic kind {kind!r}; known: {sorted(SYNTHETIC_KINDS)}")
+
+
 def _check(n: int, **positive: float) -> None:
     if n < 10:
         raise ValueError(f"n must be >= 10, got {n}")
@@ -121,7 +134,7 @@ def decay(
     """Exponential decay :math:`w_i = A e^{-i/\\tau}` to the plateau."""
     _check(n, plateau_ms=plateau_ms, amplitude=amplitude, tau=tau, noise=noise, rtol=rtol)
     w = _decay_shape(n, amplitude, tau)
-    x = plateau_ms * (1 + w) * _noise(_rng(seed), n, noise)
+    x = _series(n, seed, plateau_ms, w, noise)
     start = _settle_index(w, rtol)
     prm = {"plateau_ms": plateau_ms, "amplitude": amplitude, "tau": tau, "noise": noise}
     return SyntheticSeries(x, start if start < n else None, "decay", prm)
@@ -148,7 +161,7 @@ def step(
     for lev, c in zip(levels, cuts, strict=True):
         w[prev:c] = lev
         prev = c
-    x = plateau_ms * (1 + w) * _noise(_rng(seed), n, noise)
+    x = _series(n, seed, plateau_ms, w, noise)
     prm = {"plateau_ms": plateau_ms, "levels": list(levels), "at": list(at), "noise": noise}
     return SyntheticSeries(x, cuts[-1], "step", prm)
 
@@ -175,7 +188,7 @@ def throttle(
     i = np.arange(n)
     z = np.clip((i - boost_until * n) / (ramp * n), -50, 50)
     w = _decay_shape(n, amplitude, tau) + slowdown / (1 + np.exp(-z))
-    x = plateau_ms * (1 + w) * _noise(_rng(seed), n, noise)
+    x = _series(n, seed, plateau_ms, w, noise)
     start = _settle_index(w, rtol)
     prm = {"plateau_ms": plateau_ms, "boost_until": boost_until, "slowdown": slowdown,
            "ramp": ramp, "noise": noise}
@@ -195,7 +208,7 @@ def drift(
     """A decay, then a slow linear drift of ``slope`` (relative) over the run: never steady."""
     _check(n, plateau_ms=plateau_ms, slope=slope, noise=noise)
     w = _decay_shape(n, amplitude, tau) + slope * np.arange(n) / n
-    x = plateau_ms * (1 + w) * _noise(_rng(seed), n, noise)
+    x = _series(n, seed, plateau_ms, w, noise)
     prm = {"plateau_ms": plateau_ms, "slope": slope, "noise": noise}
     return SyntheticSeries(x, None, "drift", prm)
 
@@ -240,7 +253,7 @@ def lognormal(
     """A decay with heavy-tailed lognormal noise of log-sd ``sigma`` (mean 1)."""
     _check(n, plateau_ms=plateau_ms, amplitude=amplitude, tau=tau, sigma=sigma)
     w = _decay_shape(n, amplitude, tau)
-    x = plateau_ms * (1 + w) * _noise(_rng(seed), n, sigma, heavy=True)
+    x = _series(n, seed, plateau_ms, w, sigma, heavy=True)
     prm = {"plateau_ms": plateau_ms, "amplitude": amplitude, "tau": tau, "sigma": sigma}
     return SyntheticSeries(x, _settle_index(w, rtol), "lognormal", prm)
 
@@ -293,8 +306,7 @@ SYNTHETIC_KINDS: dict[str, Callable[..., SyntheticSeries]] = {
 
 def generate(kind: str, n: int, seed: Any = None, **params: Any) -> SyntheticSeries:
     """Generate one series of a registered kind."""
-    if kind not in SYNTHETIC_KINDS:
-        raise KeyError(f"unknown synthetic kind {kind!r}; known: {sorted(SYNTHETIC_KINDS)}")
+    _known_kind(kind)
     return SYNTHETIC_KINDS[kind](n, seed, **params)
 
 
@@ -352,8 +364,7 @@ def make_corpus(
     """``n_traces`` traces per kind (all kinds by default), seeded from one ``seed``."""
     kinds = list(kinds) if kinds is not None else list(SYNTHETIC_KINDS)
     for k in kinds:
-        if k not in SYNTHETIC_KINDS:
-            raise KeyError(f"unknown synthetic kind {k!r}; known: {sorted(SYNTHETIC_KINDS)}")
+        _known_kind(k)
     children = np.random.SeedSequence(seed).spawn(len(kinds) * n_traces)
     out = []
     for j, k in enumerate(kinds):
