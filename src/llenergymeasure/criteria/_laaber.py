@@ -16,6 +16,9 @@ iteration. The pieces:
 * :class:`CumulativeCriterion`: a base class that keeps the series, computes a
   per-step statistic with one shared function (so both forms do identical
   arithmetic) and turns it into a variability and a verdict.
+* :class:`DeltaCriterion`: the CV and RCIW form of it, pass when the largest
+  change of the statistic over the last ``h`` values is below ``threshold``;
+  :func:`delta_history_field` is their shared ``history`` parameter.
 
 References
 ----------
@@ -30,16 +33,20 @@ from __future__ import annotations
 import abc
 import math
 from collections import deque
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from llenergymeasure.criteria.base import Criterion, Evaluation
 
 __all__ = [
     "OUTLIER_FACTOR",
     "CumulativeCriterion",
+    "DeltaCriterion",
     "History",
+    "delta_history_field",
     "filter_outliers",
     "max_abs_delta",
     "pool",
@@ -48,6 +55,13 @@ __all__ = [
 
 #: Keep values within [median / 10, 10 * median] (sealuzh/jmh OUTLIER_FACTOR).
 OUTLIER_FACTOR = 10.0
+
+
+def delta_history_field() -> Any:
+    """The ``history`` field of the CV and RCIW criteria: h = 5 iterations, at least 2."""
+    return Field(
+        5, ge=2, description="Iterations in the history h (Laaber et al.: 5 for iterations)."
+    )
 
 
 def pool(
@@ -193,3 +207,26 @@ class CumulativeCriterion(Criterion):
         with np.errstate(invalid="ignore"):
             passed = np.asarray(self._passes(v), dtype=bool)
         return Evaluation(v, passed)
+
+
+class DeltaCriterion(CumulativeCriterion):
+    r"""A cumulative statistic that has stopped moving: :math:`V_i < \text{threshold}`.
+
+    :math:`V_i = \max_{j=1..h-1} |s_i - s_{i-j}|` (:func:`max_abs_delta`,
+    :meth:`History.max_abs_delta` online) with :math:`h` = ``params.history``;
+    the form of Laaber et al.'s CV and RCIW criteria. Subclasses implement
+    :meth:`_step_statistic` (and may vectorise :meth:`_statistics`).
+    """
+
+    @property
+    def history(self) -> int:
+        return int(self.params.history)
+
+    def _variability(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
+        return max_abs_delta(s, self.history)
+
+    def _variability_online(self, hist: History) -> float:
+        return hist.max_abs_delta()
+
+    def _passes(self, v: float | NDArray[np.float64]) -> bool | NDArray[np.bool_]:
+        return v < self.params.threshold

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from llenergymeasure.criteria._laaber import CumulativeCriterion, History, max_abs_delta
+from llenergymeasure.criteria._laaber import DeltaCriterion, delta_history_field
 from llenergymeasure.criteria.base import CriterionParams
 from llenergymeasure.criteria.registry import register_criterion
 
@@ -22,9 +22,7 @@ class LaaberCVParams(CriterionParams):
         0.01, gt=0, lt=1, description="Stable when the largest change of the cumulative CV over "
         "the history is below this (sealuzh/jmh -rcov 0.01)."
     )
-    history: int = Field(
-        5, ge=2, description="Iterations in the history h (Laaber et al.: 5 for iterations)."
-    )
+    history: int = delta_history_field()
 
 
 def cumulative_cv(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -48,7 +46,7 @@ def cumulative_cv(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 @register_criterion
-class LaaberCV(CumulativeCriterion):
+class LaaberCV(DeltaCriterion):
     r"""Laaber et al.'s CV criterion: the cumulative CV has stopped changing.
 
     With :math:`\mathrm{CV}_i` the coefficient of variation (sample standard
@@ -102,10 +100,6 @@ class LaaberCV(CumulativeCriterion):
     ) -> None:
         super().__init__(threshold=threshold, history=history, signal=signal)
 
-    @property
-    def history(self) -> int:
-        return self.params.history
-
     def _reset(self) -> None:
         super()._reset()
         self._ref = 0.0
@@ -130,12 +124,3 @@ class LaaberCV(CumulativeCriterion):
 
     def _statistics(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         return cumulative_cv(x)
-
-    def _variability(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
-        return max_abs_delta(s, self.history)
-
-    def _variability_online(self, hist: History) -> float:
-        return hist.max_abs_delta()
-
-    def _passes(self, v: float | NDArray[np.float64]) -> bool | NDArray[np.bool_]:
-        return v < self.params.threshold

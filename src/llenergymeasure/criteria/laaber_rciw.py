@@ -10,10 +10,9 @@ from pydantic import Field
 
 from llenergymeasure.criteria._laaber import (
     OUTLIER_FACTOR,
-    CumulativeCriterion,
-    History,
+    DeltaCriterion,
+    delta_history_field,
     filter_outliers,
-    max_abs_delta,
     pool,
 )
 from llenergymeasure.criteria._sorted_window import linear_quantile
@@ -30,9 +29,7 @@ class LaaberRCIWParams(CriterionParams):
         0.03, gt=0, lt=1, description="Stable when the largest change of the RCIW over the "
         "history is below this (sealuzh/jmh -rci 0.03)."
     )
-    history: int = Field(
-        5, ge=2, description="Iterations in the history h (Laaber et al.: 5 for iterations)."
-    )
+    history: int = delta_history_field()
     alpha: float = Field(
         0.01, gt=0, lt=0.5, description="Significance level of the bootstrap CI of the mean "
         "(CI_SIGNIFICANCE_LEVEL 0.01: a 99% interval)."
@@ -70,7 +67,7 @@ def bootstrap_rciw(values: NDArray[np.float64], alpha: float, n_boot: int, seed:
 
 
 @register_criterion
-class LaaberRCIW(CumulativeCriterion):
+class LaaberRCIW(DeltaCriterion):
     r"""Laaber et al.'s RCIW criterion: the relative CI width of the pooled mean has settled.
 
     At sample :math:`i`, all samples so far are pooled (subsampled to 10,000
@@ -149,20 +146,7 @@ class LaaberRCIW(CumulativeCriterion):
             sample_size=sample_size, outlier_factor=outlier_factor, seed=seed, signal=signal,
         )
 
-    @property
-    def history(self) -> int:
-        return self.params.history
-
     def _step_statistic(self, prefix: NDArray[np.float64], step: int) -> float:
         p = self.params
         values = filter_outliers(pool(prefix, step, p.sample_size, p.seed), p.outlier_factor)
         return bootstrap_rciw(values, p.alpha, p.n_boot, p.seed, step)
-
-    def _variability(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
-        return max_abs_delta(s, self.history)
-
-    def _variability_online(self, hist: History) -> float:
-        return hist.max_abs_delta()
-
-    def _passes(self, v: float | NDArray[np.float64]) -> bool | NDArray[np.bool_]:
-        return v < self.params.threshold
