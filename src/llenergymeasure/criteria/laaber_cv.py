@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
+from llenergymeasure.criteria._cumulative import RunningMeanSD, cumulative_mean_sd
 from llenergymeasure.criteria._laaber import DeltaCriterion, delta_history_field
 from llenergymeasure.criteria.base import CriterionParams
 from llenergymeasure.criteria.registry import register_criterion
@@ -28,20 +29,17 @@ class LaaberCVParams(CriterionParams):
 def cumulative_cv(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """CV (sample sd / mean) of ``x[: i + 1]`` for every ``i``; NaN for ``i = 0`` or mean <= 0.
 
-    Shifted running sums about ``x[0]`` accumulated with ``numpy.cumsum`` (the
+    Shifted running sums about ``x[0]`` accumulated with ``numpy.cumsum``
+    (:func:`~llenergymeasure.criteria._cumulative.cumulative_mean_sd`; the
     online form adds in the same order).
     """
     n_all = x.shape[0]
     if n_all == 0:
         return np.empty(0)
-    d = x - x[0]
-    s1 = np.cumsum(d)
-    s2 = np.cumsum(d * d)
+    mean, sd = cumulative_mean_sd(x)
     n = np.arange(1, n_all + 1, dtype=np.float64)
-    mean = x[0] + s1 / n
     with np.errstate(divide="ignore", invalid="ignore"):
-        m2 = np.maximum(s2 - s1 * s1 / n, 0.0)
-        cv = np.sqrt(m2 / (n - 1)) / mean
+        cv = sd / mean
     return np.where((n > 1) & (mean > 0), cv, np.nan)
 
 
@@ -102,25 +100,18 @@ class LaaberCV(DeltaCriterion):
 
     def _reset(self) -> None:
         super()._reset()
-        self._ref = 0.0
-        self._s1 = 0.0
-        self._s2 = 0.0
+        self._moments = RunningMeanSD()
 
     def _step_statistic(self, prefix: NDArray[np.float64], step: int) -> float:
         return float(cumulative_cv(prefix)[-1])
 
     def _push_statistic(self, x: float, step: int) -> float:
-        n = step + 1
-        if n == 1:
-            self._ref = x
-        d = x - self._ref
-        self._s1 += d
-        self._s2 += d * d
-        mean = self._ref + self._s1 / n
-        if n < 2 or not mean > 0:
+        mom = self._moments
+        mom.push(x)
+        mean = mom.mean()
+        if mom.n < 2 or not mean > 0:
             return math.nan
-        m2 = max(self._s2 - self._s1 * self._s1 / n, 0.0)
-        return math.sqrt(m2 / (n - 1)) / mean
+        return mom.sd() / mean
 
     def _statistics(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         return cumulative_cv(x)

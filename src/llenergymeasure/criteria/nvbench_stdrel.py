@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
+from llenergymeasure.criteria._cumulative import RunningMeanSD, cumulative_mean_sd
 from llenergymeasure.criteria.base import Criterion, CriterionParams, Evaluation
 from llenergymeasure.criteria.registry import register_criterion
 
@@ -165,25 +166,18 @@ class NVBenchStdRel(Criterion):
         return float(self.params.max_noise)
 
     def _reset(self) -> None:
-        self._ref = 0.0
-        self._s1 = 0.0
-        self._s2 = 0.0
+        self._moments = RunningMeanSD()
         self._total = 0.0
         self._noise: deque[float] = deque(maxlen=self.params.noise_history)
 
     def _update(self, x: float, t: float | None) -> None:
         n = self.n_seen_ + 1
-        if n == 1:
-            self._ref = x
-        d = x - self._ref
-        self._s1 += d
-        self._s2 += d * d
+        mom = self._moments
+        mom.push(x)
         self._total += x
-        mean = self._ref + self._s1 / n
         if n >= NVBENCH_MIN_SD_VALUES:
-            m2 = max(self._s2 - self._s1 * self._s1 / n, 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):
-                rel = float(np.float64(math.sqrt(m2 / (n - 1))) / np.float64(mean))
+                rel = float(np.float64(mom.sd()) / np.float64(mom.mean()))
             if math.isfinite(rel):
                 self._noise.append(rel)
         if not self._noise:
@@ -209,15 +203,11 @@ class NVBenchStdRel(Criterion):
         passed = np.zeros(n_all, dtype=bool)
         if n_all == 0:
             return Evaluation(stat, passed)
-        d = x - x[0]
-        s1 = np.cumsum(d)
-        s2 = np.cumsum(d * d)
+        mean, sd = cumulative_mean_sd(x)
         total = np.cumsum(x)
         n = np.arange(1, n_all + 1, dtype=np.float64)
-        mean = x[0] + s1 / n
         with np.errstate(divide="ignore", invalid="ignore"):
-            m2 = np.maximum(s2 - s1 * s1 / n, 0.0)
-            rel = np.sqrt(m2 / (n - 1)) / mean
+            rel = sd / mean
         rel[: NVBENCH_MIN_SD_VALUES - 1] = np.inf
         finite = np.isfinite(rel)
         seq = rel[finite]  # the noise values in push order
