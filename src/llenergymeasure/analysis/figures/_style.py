@@ -44,6 +44,7 @@ __all__ = [
     "figure_size",
     "new_axes",
     "paper_style",
+    "require_columns",
     "save_figure",
     "series_styles",
     "setting_labels",
@@ -78,6 +79,13 @@ _LINESTYLES = ("-", "--", "-.", ":")
 
 class FigureDataError(ValueError):
     """A figure's data step got a frame it cannot use; the message names the column."""
+
+
+def require_columns(frame: pd.DataFrame, *columns: str) -> None:
+    """Raise :class:`FigureDataError` naming the first of ``columns`` that ``frame`` lacks."""
+    for col in columns:
+        if col not in frame.columns:
+            raise FigureDataError(f"results frame lacks column {col!r}")
 
 
 def style_path() -> Path:

@@ -41,11 +41,11 @@ import pandas as pd
 from scipy import stats
 
 from llenergymeasure.analysis.figures._style import (
-    FigureDataError,
     empty_note,
     finite,
     new_axes,
     paper_style,
+    require_columns,
     setting_labels,
 )
 
@@ -89,9 +89,7 @@ def agreement_matrix(
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance!r}")
     col = "stop_index" if unit == "samples" else "stop_time_s"
-    for c in ("trace_id", "run_id", "spec", col):
-        if c not in results.columns:
-            raise FigureDataError(f"results frame lacks column {c!r}")
+    require_columns(results, "trace_id", "run_id", "spec", col)
     frame = results.assign(label=setting_labels(results), _s=finite(results[col]))
     wide = frame.pivot_table(index=["trace_id", "run_id"], columns="label", values="_s",
                              aggfunc="first", dropna=False, sort=False)

@@ -24,11 +24,11 @@ import pandas as pd
 
 from llenergymeasure.analysis.figures._scores import with_scores
 from llenergymeasure.analysis.figures._style import (
-    FigureDataError,
     empty_note,
     finite,
     new_axes,
     paper_style,
+    require_columns,
     series_styles,
     setting_labels,
 )
@@ -73,9 +73,7 @@ def cost_error_data(
         raise ValueError(f"agg must be 'median' or 'mean', got {agg!r}")
     frame = with_scores(results)
     frame["abs_relative_bias"] = np.abs(finite(frame["relative_bias"]))
-    for col in (cost, error):
-        if col not in frame.columns:
-            raise FigureDataError(f"results frame lacks column {col!r}")
+    require_columns(frame, cost, error)
     frame = frame.assign(label=setting_labels(frame), _c=finite(frame[cost]),
                          _e=finite(frame[error]))
     keys = [c for c in ("label", "criterion", "spec") if c in frame.columns]

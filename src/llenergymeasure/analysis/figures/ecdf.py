@@ -31,11 +31,11 @@ import pandas as pd
 
 from llenergymeasure.analysis.figures._scores import with_scores
 from llenergymeasure.analysis.figures._style import (
-    FigureDataError,
     empty_note,
     finite,
     new_axes,
     paper_style,
+    require_columns,
     series_styles,
     setting_labels,
 )
@@ -74,12 +74,10 @@ def wee_ecdf_data(
         ``DataFrame.attrs["n_by_label"]``.
     """
     frame = with_scores(results)
-    if value not in frame.columns:
-        raise FigureDataError(f"results frame lacks column {value!r}")
+    require_columns(frame, value)
     frame = frame.assign(label=setting_labels(frame))
-    ref = finite(frame["reference_start"]) if "reference_start" in frame.columns else None
-    if ref is None:
-        raise FigureDataError("results frame lacks column 'reference_start'")
+    require_columns(frame, "reference_start")
+    ref = finite(frame["reference_start"])
     frame = frame[np.isfinite(ref) & (ref >= 0)]
     if labels is not None:
         frame = frame[frame["label"].isin(list(labels))]

@@ -31,6 +31,7 @@ from llenergymeasure.analysis.figures._style import (
     finite,
     new_axes,
     paper_style,
+    require_columns,
 )
 
 if TYPE_CHECKING:
@@ -111,8 +112,7 @@ def sensitivity_data(
     """
     if agg not in ("median", "mean"):
         raise ValueError(f"agg must be 'median' or 'mean', got {agg!r}")
-    if "criterion" not in results.columns:
-        raise FigureDataError("results frame lacks column 'criterion'")
+    require_columns(results, "criterion")
     if criterion is None:
         found = _largest_grid(results)
         if found is None:
@@ -123,8 +123,7 @@ def sensitivity_data(
         known = sorted(pd.unique(results["criterion"]).astype(str))
         raise FigureDataError(f"no rows for criterion {criterion!r} (criteria: {known})")
     frame["abs_relative_bias"] = np.abs(finite(frame["relative_bias"]))
-    if value not in frame.columns:
-        raise FigureDataError(f"results frame lacks column {value!r}")
+    require_columns(frame, value)
     for key, val in (fixed or {}).items():
         col = _pcol(key)
         if col not in frame.columns:

@@ -32,6 +32,7 @@ from llenergymeasure.analysis.figures._style import (
     finite,
     new_axes,
     paper_style,
+    require_columns,
     series_styles,
     setting_labels,
 )
@@ -128,9 +129,7 @@ def trace_stops_data(
     FigureDataError
         When the run is not among ``traces`` or ``results`` has no row for it.
     """
-    for col in ("trace_id", "run_id", "spec", "stop_index"):
-        if col not in results.columns:
-            raise FigureDataError(f"results frame lacks column {col!r}")
+    require_columns(results, "trace_id", "run_id", "spec", "stop_index")
     trace = _find_run(traces, trace_id, run_id)
     x = np.asarray(trace.samples(run_id, signal=signal), dtype=np.float64)
     t = np.asarray(trace.sample_times_s(run_id), dtype=np.float64)
