@@ -205,10 +205,8 @@ class NVBenchEntropy(Criterion):
     def _evaluate(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
         p = self.params
         n_all = x.shape[0]
-        stat = np.full(n_all, np.nan)
-        passed = np.zeros(n_all, dtype=bool)
         if n_all == 0:
-            return Evaluation(stat, passed)
+            return Evaluation(np.empty(0), np.zeros(0, dtype=bool))
         keys = x if p.round_decimals is None else np.round(x, p.round_decimals)
         # Count of each sample's value among the samples up to and including it.
         order = np.argsort(keys, kind="stable")
@@ -239,13 +237,12 @@ class NVBenchEntropy(Criterion):
                 a, r = entropy_regression(np.ascontiguousarray(view[start : start + rows]))
                 angle[start + w - 1 : start + w - 1 + a.shape[0]] = a
                 r2[start + w - 1 : start + w - 1 + a.shape[0]] = r
-        stat[:] = angle
         n = np.arange(1, n_all + 1)
         with np.errstate(invalid="ignore"):
             passed = (
                 (n > p.min_samples) & (n % 2 == 0) & (angle <= p.max_angle) & (r2 >= p.min_r2)
             )
-        return Evaluation(stat, passed)
+        return Evaluation(angle, passed)
 
 
 def _clog2c(c: int) -> float:
