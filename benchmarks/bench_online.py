@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def rolling(latencies: np.ndarray, window: int, threshold: float) -> float:
     return crit.statistic_
 
 
-def best_of(fn, *args, repeats: int) -> float:  # noqa: ANN001
+def best_of(fn: Callable[..., object], *args: object, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:  # the criteria layer is imported lazily, when a criterion is built
+    from llenergymeasure.criteria.base import Criterion
+    from llenergymeasure.criteria.stopping import StopRule
 
 __all__ = ["WarmupConfig"]
 
@@ -99,7 +103,7 @@ class WarmupConfig(BaseModel):
             return max(self.min_prompts, self.window_size)
         return self.min_prompts
 
-    def make_criterion(self):
+    def make_criterion(self) -> Criterion:
         """Build the configured criterion (a fresh instance)."""
         from llenergymeasure.criteria.registry import make_criterion
 
@@ -109,7 +113,7 @@ class WarmupConfig(BaseModel):
             "rolling_cv", window=self.window_size, threshold=self.cv_threshold, ddof=self.ddof
         )
 
-    def make_stop_rule(self):
+    def make_stop_rule(self) -> StopRule:
         """The :class:`~llenergymeasure.criteria.StopRule` the driver uses."""
         from llenergymeasure.criteria.stopping import StopRule
 
