@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -12,8 +11,8 @@ import pytest
 from llenergymeasure.analysis.demo import (
     COSTLY_CRITERIA,
     DEFAULT_CRITERIA,
+    DEMO_SHADOW_CRITERIA,
     default_criteria,
-    markdown_table,
 )
 from llenergymeasure.analysis.replay import replay
 from llenergymeasure.cli import main
@@ -129,14 +128,7 @@ def test_default_criteria_cover_the_families_and_are_registered():
     assert not missing, f"add {sorted(missing)} to DEFAULT_CRITERIA"
 
 
-def test_markdown_table_formats_numbers_and_missing_cells():
-    df = pd.DataFrame({"a": [1.23456, math.nan], "b": ["x|y", None]})
-    text = markdown_table(df)
-    assert text.splitlines() == ["| a | b |", "| --- | --- |", "| 1.235 | x\\|y |", "|  |  |"]
-
-
 def test_compare_writes_summary_tables(trace_dir, tmp_path):
-    pytest.importorskip("llenergymeasure.analysis.scoring")
     res = tmp_path / "results.parquet"
     assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-c", "fixed_count:n=60",
                  "--out", str(res), "-q"]) == 0
@@ -170,7 +162,13 @@ def test_demo_quick_writes_a_report(tmp_path):
     assert report.startswith("# llenergymeasure demo report")
     results = pd.read_parquet(out / "results.parquet")
     tiny = load_trace(out / "traces" / "tiny_gpt2.jsonl")
-    assert len(tiny.samples()) == 20 and np.all(tiny.samples() > 0)
+    info = tiny.run_info()
+    assert info.status in ("converged", "not_converged")
+    # The driver's stop (or its 20-attempt cap), then 20 more recorded attempts.
+    stop = info.stop_index if info.stop_index is not None else 19
+    assert len(tiny.samples()) == stop + 1 + 20 and np.all(tiny.samples() > 0)
+    assert set(info.shadow) == set(DEMO_SHADOW_CRITERIA)
+    assert f"{info.status} ({info.stop_reason})" in report
     # The demo's table is the replay of its own traces.
     rows = results[results["trace_id"] == "tiny_gpt2"]
     assert list(rows["spec"]) == list(pd.unique(results["spec"]))
@@ -182,10 +180,6 @@ def test_demo_quick_writes_a_report(tmp_path):
 
 
 def test_figures_from_a_scored_table(trace_dir, tmp_path, capsys):
-    figs = pytest.importorskip("llenergymeasure.analysis.figures")
-    if not getattr(figs, "PAPER_FIGURES", None):
-        pytest.skip("no figure registered yet")
-    pytest.importorskip("llenergymeasure.analysis.scoring")
     res = tmp_path / "results.parquet"
     assert main(["replay", str(trace_dir), "--grid", str(_grid_file(tmp_path)),
                  "--out", str(res), "-q"]) == 0

@@ -12,18 +12,16 @@ a report folder::
       scored.parquet     the same rows with the scoring columns
       summary.csv        the per-criterion summary
       traces/            the recorded trace and the synthetic corpus
-      figures/           figures, when :mod:`llenergymeasure.analysis.figures` has them
+      figures/           the paper figures (:mod:`llenergymeasure.analysis.figures`)
 
 It is what ``llem-warmup demo --out DIR`` runs.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llenergymeasure.analysis import scoring, synthetic, tables
 from llenergymeasure.analysis.replay import replay
 from llenergymeasure.criteria.registry import available_criteria, parse_spec
 
@@ -40,7 +39,6 @@ __all__ = [
     "QUICK_CRITERIA",
     "DemoOutputs",
     "default_criteria",
-    "markdown_table",
     "record_tiny_model_trace",
     "run_demo",
     "with_trace_id",
@@ -145,35 +143,6 @@ def default_criteria(specs: Sequence[str] = DEFAULT_CRITERIA) -> list[str]:
     return usable
 
 
-def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".4g") -> str:
-    """A GitHub-flavoured Markdown table of ``df`` (index dropped), numbers formatted.
-
-    Parameters
-    ----------
-    df : DataFrame
-        The table.
-    floatfmt : str, default ".4g"
-        Format of floating-point cells; missing values print as an empty cell.
-
-    Returns
-    -------
-    str
-    """
-
-    def cell(v: Any) -> str:
-        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-            return ""
-        if isinstance(v, (float, np.floating)):
-            return format(float(v), floatfmt)
-        return str(v).replace("|", "\\|")
-
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
 @dataclass
 class DemoOutputs:
     """Paths and tables the demo produced.
@@ -186,8 +155,8 @@ class DemoOutputs:
         ``report.md``.
     results : DataFrame
         The replay table.
-    summary : DataFrame or None
-        Per-criterion summary (None when scoring is unavailable).
+    summary : DataFrame
+        Per-criterion summary (:func:`~llenergymeasure.analysis.scoring.summarize`).
     traces : list of Path
         The trace files written.
     figures : list of Path
@@ -197,49 +166,36 @@ class DemoOutputs:
     out: Path
     report: Path
     results: pd.DataFrame
-    summary: pd.DataFrame | None
+    summary: pd.DataFrame
     traces: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
 
 
-def _recording_wrapper(fn: Callable[[], float]) -> tuple[Callable[[], float], list[dict[str, Any]]]:
-    """Wrap an inference callable so every attempt is kept as a trace row."""
-    rows: list[dict[str, Any]] = []
-    t0 = time.perf_counter_ns()
-
-    def wrapped() -> float:
-        start = time.perf_counter_ns()
-        wall = time.time_ns()
-        try:
-            value = fn()
-        except Exception as exc:
-            end = time.perf_counter_ns()
-            rows.append(_attempt(len(rows), start - t0, end - t0, wall, math.nan, False,
-                                 f"{type(exc).__name__}: {exc}"))
-            raise
-        end = time.perf_counter_ns()
-        rows.append(_attempt(len(rows), start - t0, end - t0, wall, float(value), True, None))
-        return value
-
-    return wrapped, rows
-
-
-def _attempt(i: int, start: int, end: int, wall: int, latency: float, ok: bool,
-             error: str | None) -> dict[str, Any]:
-    return {"run_id": "run0", "index": i, "t_start_ns": start, "t_end_ns": end,
-            "wall_start_ns": wall, "latency_ms": latency, "ok": ok, "error": error}
+#: Criteria evaluated as shadows while the tiny model warms up: their would-be
+#: stops are stored in the trace's metadata next to the driver's own.
+DEMO_SHADOW_CRITERIA: tuple[str, ...] = (
+    "fixed_count:n=10",
+    "rolling_cv:window=10,threshold=0.02",
+    "mser5",
+)
 
 
 def record_tiny_model_trace(path: Path, *, n_prompts: int, max_new_tokens: int,
                             seed: int = 0, show_progress: bool = False) -> Any:
-    """Record a fixed-length warmup of the tiny GPT-2 on the CPU as a trace.
+    """Record a real warmup of the tiny GPT-2 on the CPU, and what follows it, as a trace.
+
+    The driver runs the default rolling CV (``WarmupConfig()``'s threshold,
+    window and minimum), stops at convergence, and then keeps measuring
+    (``record_after_stop``) so that the trace holds ``n_prompts`` attempts after
+    the stop: record long, replay many. :data:`DEMO_SHADOW_CRITERIA` are
+    evaluated as shadows on the same samples.
 
     Parameters
     ----------
     path : Path
         Trace file to write (``.jsonl`` or ``.parquet``).
     n_prompts : int
-        Attempts to record (warmup runs them all: record long, replay many).
+        Attempts the driver may spend warming up, and attempts recorded after the stop.
     max_new_tokens : int
         Tokens generated per attempt.
     seed : int, default 0
@@ -258,30 +214,26 @@ def record_tiny_model_trace(path: Path, *, n_prompts: int, max_new_tokens: int,
     from llenergymeasure.core.inference import create_warmup_inference_fn
     from llenergymeasure.core.tiny_model import build_tiny_causal_lm
     from llenergymeasure.core.warmup import warmup_until_converged
-    from llenergymeasure.traces import RunInfo, Trace, TraceMetadata, load_trace, save_trace
+    from llenergymeasure.traces import load_trace
 
     torch.manual_seed(seed)
     model, tokenizer = build_tiny_causal_lm(seed=seed)
     fn = create_warmup_inference_fn(
         model, tokenizer, "the model is warm when the latency is steady", max_new_tokens
     )
-    config = WarmupConfig(convergence_detection=False, max_prompts=n_prompts, min_prompts=1,
-                          window_size=2)
+    config = WarmupConfig(max_prompts=n_prompts)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if "trace_path" in inspect.signature(warmup_until_converged).parameters:
-        warmup_until_converged(fn, config, show_progress=show_progress, trace_path=path)
-        return load_trace(path)
-    wrapped, rows = _recording_wrapper(fn)
-    result = warmup_until_converged(wrapped, config, show_progress=show_progress)
-    meta = TraceMetadata(
-        config=config.model_dump(),
-        criterion=result.criterion,
+    warmup_until_converged(
+        fn,
+        config,
+        show_progress=show_progress,
+        trace_path=path,
+        shadow_criteria=DEMO_SHADOW_CRITERIA,
+        record_after_stop=n_prompts,
         model={"name": "tiny-gpt2 (2 layers, width 32, random weights)", "device": "cpu",
                "dtype": "float32"},
         tags={"trace_id": "tiny_gpt2"},
-        runs=[RunInfo(run_id="run0", status=result.status, stop_reason=result.stop_reason)],
     )
-    save_trace(Trace.from_rows(rows, meta), path)
     return load_trace(path)
 
 
@@ -312,8 +264,9 @@ def run_demo(
     out : path-like
         Report folder (created).
     quick : bool, default False
-        Seconds instead of about a minute: 20 prompts instead of 100, one
-        200-sample trace per synthetic kind instead of three of 1,000, and
+        Seconds instead of about a minute: a warmup cap of 20 prompts of 2
+        tokens (then 20 recorded after the stop) instead of 60 of 8 (then 60),
+        one 200-sample trace per synthetic kind instead of three of 1,000, and
         :data:`QUICK_CRITERIA` instead of :data:`DEFAULT_CRITERIA` (for tests).
     seed : int, default 0
         Seed of the model weights and the synthetic corpus.
@@ -330,7 +283,7 @@ def run_demo(
 
     out = Path(out)
     (out / "traces").mkdir(parents=True, exist_ok=True)
-    n_prompts, n_tokens = (20, 2) if quick else (100, 8)
+    n_prompts, n_tokens = (20, 2) if quick else (60, 8)
     n_per_kind, n_samples = (1, 200) if quick else (3, 1000)
     if criteria is not None:
         specs = list(criteria)
@@ -346,39 +299,23 @@ def run_demo(
     )
     traces: dict[str, Any] = {"tiny_gpt2": tiny}
     paths = [tiny_path]
-    kinds: list[str] = []
-    try:
-        from llenergymeasure.analysis import synthetic
-    except ImportError:
-        logger.warning("llenergymeasure.analysis.synthetic is not available: no synthetic corpus")
-        synthetic = None  # type: ignore[assignment]
-    if synthetic is not None:
-        kinds = list(synthetic.SYNTHETIC_KINDS)
-        corpus = synthetic.make_corpus(kinds, n_per_kind, n_samples, seed)
-        for i, trace in enumerate(corpus):
-            kind = trace.metadata.tags.get("kind", "synthetic")
-            trace = with_trace_id(trace, f"synthetic_{i:03d}_{kind}")
-            path = out / "traces" / f"synthetic_{i:03d}.parquet"
-            save_trace(trace, path)
-            traces[trace.metadata.tags["trace_id"]] = trace
-            paths.append(path)
+    kinds = list(synthetic.SYNTHETIC_KINDS)
+    corpus = synthetic.make_corpus(kinds, n_per_kind, n_samples, seed)
+    for i, trace in enumerate(corpus):
+        kind = trace.metadata.tags.get("kind", "synthetic")
+        trace = with_trace_id(trace, f"synthetic_{i:03d}_{kind}")
+        path = out / "traces" / f"synthetic_{i:03d}.parquet"
+        save_trace(trace, path)
+        traces[trace.metadata.tags["trace_id"]] = trace
+        paths.append(path)
     results = replay(list(traces.values()), specs, show_progress=show_progress)
     results.to_parquet(out / "results.parquet")
 
-    summary = None
-    scored = None
-    try:
-        from llenergymeasure.analysis import scoring
-    except ImportError:
-        logger.warning("llenergymeasure.analysis.scoring is not available: no scores")
-        scoring = None  # type: ignore[assignment]
-    if scoring is not None:
-        scored = scoring.score(results, list(traces.values()))
-        scored.to_parquet(out / "scored.parquet")
-        summary = scoring.summarize(scored)
-        summary.to_csv(out / "summary.csv", index=False)
-    figures = write_figures(results if scored is None else scored, out / "figures",
-                            list(traces.values()))
+    scored = scoring.score(results, list(traces.values()))
+    scored.to_parquet(out / "scored.parquet")
+    summary = scoring.summarize(scored)
+    tables.to_csv(summary, out / "summary.csv")
+    figures = write_figures(scored, out / "figures", list(traces.values()))
     elapsed = time.perf_counter() - started
     report = out / "report.md"
     report.write_text(
@@ -389,13 +326,7 @@ def run_demo(
 
 
 def write_figures(results: pd.DataFrame, folder: Path, traces: Any = None) -> list[Path]:
-    """Render the figures of :mod:`llenergymeasure.analysis.figures` as PNG files.
-
-    Uses ``save_all_figures`` when the figures package has it; otherwise, or
-    when it rejects the frame, draws each entry of ``PAPER_FIGURES`` (a mapping
-    of name to ``f(results) -> Figure``) on its own, skipping (with a warning)
-    those whose data step rejects the frame, e.g. a sensitivity map without a
-    two-parameter grid.
+    """Render every paper figure of :mod:`llenergymeasure.analysis.figures` as PNG files.
 
     Parameters
     ----------
@@ -404,50 +335,44 @@ def write_figures(results: pd.DataFrame, folder: Path, traces: Any = None) -> li
     folder : Path
         Where the PNG files go.
     traces : optional
-        The replayed traces, for the figures that draw them.
+        The replayed traces: the frame is scored against them and the traces
+        figure drawn.
 
     Returns
     -------
     list of Path
-        The files written (empty when no figure could be drawn).
+        The files written.
     """
-    from llenergymeasure.analysis import figures as figs
+    from llenergymeasure.analysis.figures import save_all_figures
 
-    folder = Path(folder)
-    save_all = getattr(figs, "save_all_figures", None)
-    if save_all is not None:
-        try:
-            return [Path(p) for p in save_all(results, traces, folder, formats=("png",))]
-        except ValueError as exc:
-            logger.warning("save_all_figures failed (%s); drawing the figures one by one", exc)
-    registry = getattr(figs, "PAPER_FIGURES", None)
-    if not registry:
-        logger.warning("llenergymeasure.analysis.figures registers no figures (PAPER_FIGURES)")
-        return []
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, func in registry.items():
-        try:
-            fig = func(results)
-        except ValueError as exc:
-            logger.warning("figure %r skipped: %s", name, exc)
-            continue
-        path = folder / f"{name}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-    return written
+    return [Path(p) for p in save_all_figures(results, traces, Path(folder), formats=("png",))]
 
 
-def _report_text(results: pd.DataFrame, summary: pd.DataFrame | None, tiny: Any,
+#: Columns of the per-criterion summary shown in ``report.md`` (the full summary,
+#: with IQRs and bootstrap CIs, is in ``summary.csv``).
+REPORT_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "spec",
+    "n_runs",
+    "median_seconds_used",
+    "median_samples_used",
+    "median_abs_wee_s",
+    "median_abs_relative_bias",
+    "premature_rate",
+    "never_stopped_rate",
+    "exact_rate",
+)
+
+
+def _report_text(results: pd.DataFrame, summary: pd.DataFrame, tiny: Any,
                  kinds: list[str], specs: list[str], figures: list[Path], out: Path,
                  elapsed: float, quick: bool) -> str:
     lat = tiny.samples()
+    info = tiny.run_info()
+    shadows = [
+        {"spec": spec, "stop_index": d.stop_index, "reason": d.reason}
+        for spec, d in info.shadow.items()
+    ]
+    cols = [c for c in REPORT_SUMMARY_COLUMNS if c in summary.columns]
     lines = [
         "# llenergymeasure demo report",
         "",
@@ -455,13 +380,17 @@ def _report_text(results: pd.DataFrame, summary: pd.DataFrame | None, tiny: Any,
         "",
         "## Recorded warmup",
         "",
-        f"A tiny GPT-2 (2 layers, width 32, random weights) generated on the CPU "
-        f"{lat.size} times: first latency {lat[0]:.2f} ms, median of the last half "
-        f"{np.median(lat[lat.size // 2:]):.2f} ms.",
+        f"A tiny GPT-2 (2 layers, width 32, random weights) on the CPU, warmed up with "
+        f"`{tiny.metadata.criterion}`: {info.status} ({info.stop_reason}). The trace keeps "
+        f"measuring after the stop: {lat.size} successful samples in all, first latency "
+        f"{lat[0]:.2f} ms, median of the last half {np.median(lat[lat.size // 2:]):.2f} ms.",
         "",
+        "Shadow criteria evaluated on the same samples during the run:",
+        "",
+        tables.to_markdown(pd.DataFrame(shadows, columns=["spec", "stop_index", "reason"])),
         "## Synthetic corpus",
         "",
-        (f"Kinds: {', '.join(kinds)}." if kinds else "No synthetic corpus (module missing)."),
+        f"Kinds, with known steady-state starts: {', '.join(kinds)}.",
         "",
         "## Criteria replayed",
         "",
@@ -469,34 +398,21 @@ def _report_text(results: pd.DataFrame, summary: pd.DataFrame | None, tiny: Any,
         "",
         "## Stops on the recorded trace",
         "",
-        markdown_table(
+        tables.to_markdown(
             results.loc[results["trace_id"] == "tiny_gpt2",
                         ["spec", "stop_index", "stop_time_s", "converged", "post_stop_mean"]]
         ),
+        "## Summary over the synthetic corpus (scored against the known starts)",
         "",
+        "Medians over runs; rates over runs with a reference steady state. The full summary "
+        "(IQRs, bootstrap CIs of the medians, over/under bands) is in `summary.csv`.",
+        "",
+        tables.to_markdown(summary[cols]),
     ]
-    if summary is not None:
-        lines += ["## Summary over all traces (scored against the known starts)", "",
-                  _summary_markdown(summary), ""]
-    else:
-        overall = (results.groupby("spec", sort=False)
-                   .agg(stopped=("stopped", "mean"), median_samples=("samples_used", "median"))
-                   .reset_index())
-        lines += ["## Summary over all traces", "", markdown_table(overall), ""]
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in figures]
         lines.append("")
-    lines += ["Files: `results.parquet` (replay rows), `traces/` (the traces).", ""]
+    lines += ["Files: `results.parquet` (replay rows), `scored.parquet` (with the scores), "
+              "`summary.csv`, `traces/` (the traces).", ""]
     return "\n".join(lines)
-
-
-def _summary_markdown(summary: pd.DataFrame) -> str:
-    try:
-        from llenergymeasure.analysis import tables
-    except ImportError:
-        tables = None  # type: ignore[assignment]
-    to_md = getattr(tables, "to_markdown", None) if tables is not None else None
-    if to_md is not None:
-        return str(to_md(summary))
-    return markdown_table(summary)

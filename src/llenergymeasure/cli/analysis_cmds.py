@@ -145,8 +145,7 @@ def _read_results(path: str) -> pd.DataFrame:
 
 # -------------------------------------------------------------------- compare
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from llenergymeasure.analysis import scoring
-    from llenergymeasure.analysis.demo import markdown_table
+    from llenergymeasure.analysis import scoring, tables
 
     results = _read_results(args.results)
     traces = _load_all(args.traces, None) if args.traces else []
@@ -155,38 +154,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(out / "scored.parquet")
-    written = _export_table(summary, out / "summary")
+    tables.export_table(summary, out / "summary", caption="Warmup criteria compared",
+                        label="tab:criteria")
     text = "# Comparison of warmup criteria\n\n"
     text += f"Source: `{args.results}`, tolerance ±{args.tolerance:g} s.\n\n"
-    md = out / "summary.md"
-    text += md.read_text(encoding="utf-8") if md in written else markdown_table(summary)
-    (out / "report.md").write_text(text + "\n", encoding="utf-8")
+    text += tables.to_markdown(summary)
+    (out / "report.md").write_text(text, encoding="utf-8")
     print(f"scored {len(scored)} rows, {len(summary)} criterion settings -> {out}")
     return 0
-
-
-def _export_table(df: pd.DataFrame, stem: Path) -> list[Path]:
-    """CSV, Markdown and LaTeX through :mod:`llenergymeasure.analysis.tables` (CSV at least)."""
-    from llenergymeasure.analysis.demo import markdown_table
-
-    try:
-        from llenergymeasure.analysis import tables
-    except ImportError:
-        tables = None  # type: ignore[assignment]
-    written = []
-    csv = stem.with_suffix(".csv")
-    df.to_csv(csv, index=False)
-    written.append(csv)
-    md = stem.with_suffix(".md")
-    to_md = getattr(tables, "to_markdown", None)
-    md.write_text((str(to_md(df)) if to_md else markdown_table(df)) + "\n", encoding="utf-8")
-    written.append(md)
-    to_tex = getattr(tables, "to_latex", None)
-    if to_tex is not None:
-        tex = stem.with_suffix(".tex")
-        tex.write_text(str(to_tex(df)) + "\n", encoding="utf-8")
-        written.append(tex)
-    return written
 
 
 # -------------------------------------------------------------------- figures
@@ -196,8 +171,6 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     results = _read_results(args.results)
     traces = _load_all(args.traces, None) if args.traces else None
     written = write_figures(results, Path(args.out), traces)
-    if not written:
-        return _fail("no figure is registered in llenergymeasure.analysis.figures")
     for p in written:
         print(p)
     return 0
