@@ -179,18 +179,22 @@ class CumulativeCriterion(Criterion):
         self._buf = np.empty(64)
         self._hist = History(self.history)
 
-    def _push_statistic(self, x: float, step: int) -> float:
-        """Append ``x`` to the kept series; return the statistic of the prefix.
-
-        Subclasses with an O(1) running form override this (and
-        :meth:`_statistics` with its vectorised twin).
-        """
+    def _append(self, x: float, step: int) -> NDArray[np.float64]:
+        """Append ``x`` to the kept series (doubling the buffer); return the prefix."""
         if step >= self._buf.shape[0]:
             grown = np.empty(2 * self._buf.shape[0])
             grown[:step] = self._buf
             self._buf = grown
         self._buf[step] = x
-        return self._step_statistic(self._buf[: step + 1], step)
+        return self._buf[: step + 1]
+
+    def _push_statistic(self, x: float, step: int) -> float:
+        """Append ``x`` to the kept series; return the statistic of the prefix.
+
+        Subclasses with an O(1) running form or a state carried from one step
+        to the next override this (and :meth:`_statistics` with its twin).
+        """
+        return self._step_statistic(self._append(x, step), step)
 
     def _update(self, x: float, t: float | None) -> None:
         self._hist.push(self._push_statistic(x, self.n_seen_))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
-from scipy import signal
+from scipy import fft
 
 from llenergymeasure.criteria._laaber import CumulativeCriterion, History, pool, trailing_min
 from llenergymeasure.criteria._sorted_window import linear_quantile
@@ -15,6 +16,9 @@ from llenergymeasure.criteria.base import CriterionParams
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["LaaberKLD", "kde_similarity"]
+
+#: Smallest normal float: the density floor that keeps KL finite where a KDE is 0.
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 class LaaberKLDParams(CriterionParams):
@@ -35,66 +39,94 @@ class LaaberKLDParams(CriterionParams):
     seed: int = Field(0, ge=0, description="Seed of the subsampling.")
 
 
-def _kde(values: NDArray[np.float64], grid: NDArray[np.float64]) -> NDArray[np.float64] | None:
-    """Gaussian KDE (Scott's bandwidth) on an even ``grid``, normalised to sum 1.
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    """One (subsampled) pool and what the similarity needs of it, computed once."""
 
-    Linear binning onto the grid (extended by 6 bandwidths) followed by an
-    FFT convolution with the sampled kernel (Silverman 1982), O(grid log grid
-    + m). None when the bandwidth is 0 or no value falls near the grid.
-    """
+    values: NDArray[np.float64]
+    #: Tukey fences ``Q1 - 1.5 IQR`` and ``Q3 + 1.5 IQR``.
+    lo: float
+    hi: float
+    #: Scott's bandwidth ``s m^(-1/5)`` (0 for a single value).
+    bw: float
+    constant: bool
+    #: The last density computed, by grid ``(lo, delta, g)``: the next step compares
+    #: this pool again, often on the same grid (a pool holding both extreme fences).
+    memo: dict[tuple[float, float, int], NDArray[np.float64]] = field(default_factory=dict)
+
+
+def _summarise(values: NDArray[np.float64]) -> _Pool:
+    """Fences, bandwidth and constancy of a pool (one sort, one sd)."""
+    s = np.sort(values)
+    q1, q3 = float(linear_quantile(s, 0.25)), float(linear_quantile(s, 0.75))
     m = values.shape[0]
     sd = float(np.std(values, ddof=1)) if m > 1 else 0.0
-    bw = sd * m ** (-1.0 / 5.0)
-    g = grid.shape[0]
-    delta = (grid[-1] - grid[0]) / (g - 1)
-    if not (bw > 0 and delta > 0):
-        return None
-    # Bin on the grid extended by 6 bandwidths each side, so values just
-    # outside it still contribute their tails; farther ones add < 1e-7.
-    pad = min(math.ceil(6.0 * bw / delta), 10 * g)
+    return _Pool(values, q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1), sd * m ** (-1.0 / 5.0),
+                 bool(s[0] == s[-1]))
+
+
+def _kde(p: _Pool, lo: float, delta: float, g: int) -> NDArray[np.float64]:
+    """Binned Gaussian KDE of a pool on the grid ``lo + k delta`` (``k < g``), summing to 1.
+
+    Linear binning onto the grid extended by ``pad`` = 6 bandwidths per side
+    (capped at 10 grids), so values just outside it still contribute their
+    tails (farther ones add < 1e-7), then a linear convolution with the
+    kernel sampled at every offset, by real FFTs of length
+    ``next_fast_len(3 e - 2)`` (Silverman 1982): the operations of
+    ``scipy.signal.fftconvolve(counts, kernel, "full")`` without its
+    per-call overhead, so the densities are those of that call to the bit.
+    The result is kept in ``p.memo`` (one grid) and returned again for the same grid.
+    """
+    key = (lo, delta, g)
+    if key in p.memo:
+        return p.memo[key]
+    pad = min(math.ceil(6.0 * p.bw / delta), 10 * g)
     e = g + 2 * pad
-    u = (values - grid[0]) / delta + pad
+    u = (p.values - lo) / delta + pad
     u = u[(u >= 0) & (u <= e - 1)]
     j = np.minimum(np.floor(u).astype(np.int64), e - 2)
     frac = u - j
     counts = np.bincount(j, weights=1.0 - frac, minlength=e) + np.bincount(
         j + 1, weights=frac, minlength=e
     )
-    offsets = np.arange(-(e - 1), e, dtype=np.float64) * (delta / bw)
+    offsets = np.arange(-(e - 1), e, dtype=np.float64) * (delta / p.bw)
     kernel = np.exp(-0.5 * offsets * offsets)
-    full = signal.fftconvolve(counts, kernel, mode="full")
-    # FFT round-off leaves ~1e-17 noise where the density is 0; a floor at the
-    # smallest normal float keeps KL finite there and changes it by < 1e-13.
-    dens = np.maximum(full[pad + e - 1 : pad + e - 1 + g], np.finfo(np.float64).tiny)
-    total = float(dens.sum())
-    return dens / total if total > 0 else None
+    n_fft = fft.next_fast_len(3 * e - 2, True)
+    full = fft.irfft(fft.rfft(counts, n_fft) * fft.rfft(kernel, n_fft), n_fft)
+    # The density is a few values out of a mostly-zero convolution: where it is
+    # 0, FFT round-off leaves ~1e-17 noise; a floor at the smallest normal
+    # float keeps KL finite there.
+    dens = np.maximum(full[pad + e - 1 : pad + e - 1 + g], _TINY)
+    dens /= float(dens.sum())
+    p.memo.clear()
+    p.memo[key] = dens
+    return dens
+
+
+def _similarity(p: _Pool, q: _Pool, n_grid: int) -> float:
+    """:func:`kde_similarity` of two summarised pools."""
+    lo = max(0.0, min(p.lo, q.lo))
+    hi = max(p.hi, q.hi)
+    delta = (hi - lo) / (n_grid - 1) if hi > lo else 0.0
+    if not (delta > 0 and p.bw > 0 and q.bw > 0):
+        same = p.constant and q.constant and p.values[0] == q.values[0]
+        return 1.0 if same else 0.0
+    pd, qd = _kde(p, lo, delta, n_grid), _kde(q, lo, delta, n_grid)
+    with np.errstate(over="ignore"):  # disjoint supports: KL = inf, D = 0
+        kl_pq = float(np.sum(pd * np.log2(pd / qd)))
+        kl_qp = float(np.sum(qd * np.log2(qd / pd)))
+    return 2.0 ** (-kl_pq) * 2.0 ** (-kl_qp)
 
 
 def kde_similarity(p_values: NDArray[np.float64], q_values: NDArray[np.float64],
                    n_grid: int) -> float:
     r"""Laaber's similarity :math:`D = 2^{-KL(p\|q)} \cdot 2^{-KL(q\|p)}` of two samples.
 
-    Densities are Gaussian KDEs on ``n_grid`` points over
-    ``[max(0, min(Q1 - 1.5 IQR)), max(Q3 + 1.5 IQR)]`` of the two samples.
-    Two constant samples are 1 if equal and 0 otherwise.
+    Densities are Gaussian KDEs (Scott's bandwidth, binned and FFT-convolved)
+    on ``n_grid`` points over ``[max(0, min(Q1 - 1.5 IQR)), max(Q3 + 1.5 IQR)]``
+    of the two samples. Two constant samples are 1 if equal and 0 otherwise.
     """
-    lo, hi = math.inf, -math.inf
-    for v in (p_values, q_values):
-        s = np.sort(v)
-        q1, q3 = float(linear_quantile(s, 0.25)), float(linear_quantile(s, 0.75))
-        lo = min(lo, q1 - 1.5 * (q3 - q1))
-        hi = max(hi, q3 + 1.5 * (q3 - q1))
-    lo = max(0.0, lo)
-    grid = np.linspace(lo, hi, n_grid) if hi > lo else None
-    p = None if grid is None else _kde(p_values, grid)
-    q = None if grid is None else _kde(q_values, grid)
-    if p is None or q is None:
-        same = p_values.min() == p_values.max() == q_values.min() == q_values.max()
-        return 1.0 if same else 0.0
-    with np.errstate(over="ignore"):  # disjoint supports: KL = inf, D = 0
-        kl_pq = float(np.sum(p * np.log2(p / q)))
-        kl_qp = float(np.sum(q * np.log2(q / p)))
-    return 2.0 ** (-kl_pq) * 2.0 ** (-kl_qp)
+    return _similarity(_summarise(p_values), _summarise(q_values), n_grid)
 
 
 @register_criterion
@@ -182,13 +214,44 @@ class LaaberKLD(CumulativeCriterion):
     def history(self) -> int:
         return self.params.history - 1
 
+    def _summary(self, prefix: NDArray[np.float64], step: int) -> _Pool:
+        p = self.params
+        return _summarise(pool(prefix, step, p.sample_size, p.seed))
+
     def _step_statistic(self, prefix: NDArray[np.float64], step: int) -> float:
         if step < 2:
             return math.nan
-        p = self.params
-        cur = pool(prefix, step, p.sample_size, p.seed)
-        prev = pool(prefix[:-1], step - 1, p.sample_size, p.seed)
-        return kde_similarity(cur, prev, p.grid)
+        return _similarity(self._summary(prefix, step), self._summary(prefix[:-1], step - 1),
+                           self.params.grid)
+
+    def _advance(
+        self, prev: _Pool | None, prefix: NDArray[np.float64], step: int
+    ) -> tuple[float, _Pool]:
+        """Similarity at ``step`` and the pool summary to carry to the next step.
+
+        The previous pool at step ``i``, ``pool(x[:i], i - 1)``, is the current
+        pool of step ``i - 1``: its subsample, fences and bandwidth are reused,
+        so each step summarises one new pool. Equal to :meth:`_step_statistic`.
+        """
+        cur = self._summary(prefix, step)
+        if step < 2 or prev is None:
+            return math.nan, cur
+        return _similarity(cur, prev, self.params.grid), cur
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._prev: _Pool | None = None
+
+    def _push_statistic(self, x: float, step: int) -> float:
+        stat, self._prev = self._advance(self._prev, self._append(x, step), step)
+        return stat
+
+    def _statistics(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        out = np.empty(x.shape[0])
+        prev: _Pool | None = None
+        for i in range(x.shape[0]):
+            out[i], prev = self._advance(prev, x[: i + 1], i)
+        return out
 
     def _variability(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
         return trailing_min(s, self.history)
