@@ -36,6 +36,7 @@ References
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import itertools
 import logging
 import math
@@ -47,7 +48,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from llenergymeasure.criteria.base import Criterion, CriterionConfigError, InvalidSampleError
+from llenergymeasure.criteria.base import (
+    Criterion,
+    CriterionConfigError,
+    Evaluation,
+    InvalidSampleError,
+)
 from llenergymeasure.criteria.registry import criterion_class, make_criterion
 from llenergymeasure.criteria.stopping import StopDecision, StopRule
 from llenergymeasure.progress import progress_bar
@@ -279,18 +285,37 @@ def _plan_units(crits: list[Criterion]) -> list[_Unit]:
 # ------------------------------------------------------------------------------ runs
 @dataclass
 class _Run:
-    """The arrays of one run, ready to replay (picklable for executors)."""
+    """The arrays of one run, ready to replay (picklable for executors).
+
+    ``times`` is None for a bare series: its times are the cumulative
+    latencies, computed where the run is replayed (:func:`_times_of`) so that
+    a corpus of bare series is not held twice in memory.
+    """
 
     trace_id: str
     run_id: str
     signals: dict[str, NDArray[np.float64]]
-    times: NDArray[np.float64]
+    times: NDArray[np.float64] | None
     failures: int = 0
     reference_start: int | None = None
 
     @property
+    def base(self) -> NDArray[np.float64]:
+        """The latency series (the first signal when there is no ``latency_ms``)."""
+        x = self.signals.get("latency_ms")
+        return next(iter(self.signals.values())) if x is None else x
+
+    @property
     def n(self) -> int:
-        return int(self.times.shape[0])
+        return int((self.base if self.times is None else self.times).shape[0])
+
+
+def _times_of(run: _Run) -> NDArray[np.float64]:
+    """Sample times of a run in seconds (the cumulative latencies for a bare series)."""
+    if run.times is not None:
+        return run.times
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.cumsum(run.base) / 1e3
 
 
 def trace_id_of(trace: Any, position: int = 0) -> str:
@@ -342,9 +367,7 @@ def _runs_of(item: Any, position: int, needed: tuple[str, ...]) -> list[_Run]:
                 f"series {position}: signal {name!r} has {arr.shape[0]} values, "
                 f"latency_ms has {base.shape[0]}"
             )
-    with np.errstate(invalid="ignore"):
-        times = np.cumsum(base) / 1e3
-    return [_Run(f"series{position}", "0", signals, times)]
+    return [_Run(f"series{position}", "0", signals, None)]
 
 
 def _runs_of_trace(trace: Any, position: int, needed: tuple[str, ...]) -> list[_Run]:
@@ -375,67 +398,73 @@ def _runs_of_trace(trace: Any, position: int, needed: tuple[str, ...]) -> list[_
 
 
 def _check_run(run: _Run) -> None:
+    shape = (run.n,)
     for name, arr in run.signals.items():
-        if arr.shape != run.times.shape:
+        if arr.shape != shape:
             raise ReplayError(
                 f"trace {run.trace_id!r}, run {run.run_id!r}: signal {name!r} has "
-                f"{arr.shape[0]} samples but there are {run.times.shape[0]} sample times"
+                f"{arr.shape[0]} samples but there are {run.n} sample times"
             )
         bad = ~np.isfinite(arr)
         if bad.any():
             i = int(np.argmax(bad))
             raise ReplaySampleError(run.trace_id, run.run_id, i, float(arr[i]), name)
-    if run.n and not np.all(np.isfinite(run.times)):
-        i = int(np.argmax(~np.isfinite(run.times)))
-        raise ReplaySampleError(run.trace_id, run.run_id, i, float(run.times[i]), "time_s")
+    if not run.n:
+        return
+    if run.times is None:
+        # Cumulative latencies: every partial sum is finite when the sum of |x| is.
+        with np.errstate(over="ignore"):
+            if np.isfinite(np.abs(run.base).sum()):
+                return
+    times = _times_of(run)
+    if not np.all(np.isfinite(times)):
+        i = int(np.argmax(~np.isfinite(times)))
+        raise ReplaySampleError(run.trace_id, run.run_id, i, float(times[i]), "time_s")
+
+
 
 
 # ------------------------------------------------------------------------ decisions
-def _decision_from_index(rule: StopRule, idx: int | None, n: int) -> StopDecision | None:
-    """:meth:`StopRule.decide` given the uncapped convergence index."""
-    if idx is not None and (rule.max_samples is None or idx < rule.max_samples):
-        return StopDecision(idx, True, rule._converged_reason(idx))
-    if rule.max_samples is not None and n >= rule.max_samples:
-        return StopDecision(rule.max_samples - 1, False, rule._cap_reason())
-    return None
+def _sweep_stops(
+    rule: StopRule, stat: NDArray[np.float64], values: NDArray[np.float64], op: str
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Stop index (-1: none) and convergence for every value of a sweep parameter at once.
 
-
-def _sweep_decisions(
-    rule: StopRule, stat: NDArray[np.float64], values: Sequence[float], op: str
-) -> list[StopDecision | None]:
-    """Stop decisions for every value of a sweep parameter from one statistic array.
-
-    The first passing check is found for all values at once from a running
+    The first passing check is found for all values together from a running
     minimum (``<``) or maximum (``>=``) of the statistic at the checks and a
     binary search. With patience ``p > 1`` the statistic at check ``j`` is
     first replaced by the worst value over checks ``j - p + 1 .. j``: ``p``
     passing checks in a row end at ``j`` exactly when that worst value passes.
+    The ``max_samples`` cap is then applied as :meth:`StopRule.decide` does:
+    a convergence at an index below the cap stops there, otherwise a series
+    of at least ``max_samples`` samples stops (unconverged) at the cap.
     """
     n = stat.shape[0]
     checks = rule.check_indices(n)
-    if not checks.size:
-        return [_decision_from_index(rule, None, n) for _ in values]
-    below = op == "<"
-    fill = np.inf if below else -np.inf  # NaN never passes
-    s = np.where(np.isnan(stat[checks]), fill, stat[checks])
+    conv_idx = np.full(values.shape[0], -1, dtype=np.int64)
     p = rule.patience
-    if p > 1:
-        # p passing checks in a row end at check j iff the worst of s[j-p+1 .. j] passes.
-        if s.size < p:
-            return [_decision_from_index(rule, None, n) for _ in values]
-        win = np.lib.stride_tricks.sliding_window_view(s, p)
-        worst = win.max(axis=1) if below else win.min(axis=1)
-        s = np.concatenate([np.full(p - 1, fill), worst])
-    v = np.asarray(values, dtype=np.float64)
-    if below:
-        running = np.minimum.accumulate(s)
-        pos = np.searchsorted(-running, -v, side="right")
-    else:
-        running = np.maximum.accumulate(s)
-        pos = np.searchsorted(running, v, side="left")
-    return [
-        _decision_from_index(rule, int(checks[q]) if q < checks.size else None, n) for q in pos
-    ]
+    if checks.size >= p:
+        below = op == "<"
+        fill = np.inf if below else -np.inf  # NaN never passes
+        s = stat[checks]
+        s = np.where(np.isnan(s), fill, s)
+        if p > 1:
+            win = np.lib.stride_tricks.sliding_window_view(s, p)
+            worst = win.max(axis=1) if below else win.min(axis=1)
+            s = np.concatenate([np.full(p - 1, fill), worst])
+        if below:
+            pos = np.searchsorted(-np.minimum.accumulate(s), -values, side="right")
+        else:
+            pos = np.searchsorted(np.maximum.accumulate(s), values, side="left")
+        hit = pos < checks.size
+        conv_idx[hit] = checks[pos[hit]]
+    converged = conv_idx >= 0
+    cap = rule.max_samples
+    if cap is None:
+        return conv_idx, converged
+    converged &= conv_idx < cap
+    stop = np.where(converged, conv_idx, cap - 1 if n >= cap else -1)
+    return stop.astype(np.int64, copy=False), converged
 
 
 def _passes(stat: NDArray[np.float64], value: float, op: str) -> NDArray[np.bool_]:
@@ -451,20 +480,21 @@ def _verify_sweeps(units: list[_Unit], runs: list[_Run]) -> None:
     truncation and ``statistic <op> value`` verdicts exactly.
     """
     sample = next((r for r in runs if r.n > 0), None)
+    if sample is None:
+        return
+    times = _times_of(sample)
     for unit in units:
         if unit.sweep is None:
-            continue
-        if sample is None:
             continue
         pname, op = unit.sweep
         # The first, the last and a few settings in between (the claim is the class's).
         picks = sorted({round(i) for i in np.linspace(0, len(unit.settings) - 1, 5)})
         crits = [make_criterion(unit.settings[i].spec) for i in picks]
         values = [unit.values[i] for i in picks]
-        ref = _evaluate(crits[0], sample)
+        ref = _evaluate(crits[0], sample.signals, times)
         ok = True
         for crit, value in zip(crits, values, strict=True):
-            ev = _evaluate(crit, sample)
+            ev = _evaluate(crit, sample.signals, times)
             same_stat = np.array_equal(ev.statistic, ref.statistic, equal_nan=True)
             same_trunc = (ev.truncation is None and ref.truncation is None) or (
                 ev.truncation is not None
@@ -485,122 +515,32 @@ def _verify_sweeps(units: list[_Unit], runs: list[_Run]) -> None:
             unit.sweep = None
 
 
-# ------------------------------------------------------------------------ the rows
-def _evaluate(crit: Criterion, run: _Run, length: int | None = None) -> Any:
-    """Evaluate ``crit`` on the run, or on its first ``length`` samples."""
+# ----------------------------------------------------------------- evaluations
+def _evaluate(
+    crit: Criterion,
+    signals: Mapping[str, NDArray[np.float64]],
+    times: NDArray[np.float64],
+    length: int | None = None,
+) -> Evaluation:
+    """Evaluate ``crit`` on a run's signals, or on their first ``length`` samples.
+
+    The run was checked once (:func:`_check_run`: finite values, one time per
+    sample), so a criterion that keeps the base class's :meth:`Criterion.evaluate`
+    is handed its signal directly (:meth:`Criterion._evaluate`, the same
+    computation without re-checking every prefix); one that overrides
+    ``evaluate`` (the composites) is called through it.
+    """
     sl = slice(None) if length is None else slice(0, length)
     sig = crit.signals
+    if type(crit).evaluate is Criterion.evaluate:
+        return crit._evaluate(signals[sig[0]][sl], times[sl])
     if len(sig) == 1:
-        x: Any = run.signals[sig[0]][sl]
-    else:
-        x = {s: run.signals[s][sl] for s in sig}
-    return crit.evaluate(x, run.times[sl])
+        return crit.evaluate(signals[sig[0]][sl], times[sl])
+    return crit.evaluate({s: signals[s][sl] for s in sig}, times[sl])
 
 
 #: First prefix evaluated by the early exit, and its growth factor.
 _PREFIX0, _PREFIX_GROWTH = 64, 4
-
-
-def _decide_early(crit: Criterion, run: _Run, rule: StopRule) -> tuple[Any, StopDecision | None]:
-    """Evaluate growing prefixes until one holds the stop (or the whole run is evaluated).
-
-    Entry ``t`` of an evaluation depends only on ``x[: t + 1]`` (the criterion
-    contract), so the decision on a prefix that contains a stop is the
-    decision on the whole run; the cost follows the stop index, as the
-    driver's does, instead of the run length.
-    """
-    n = run.n
-    length = _first_prefix(rule)
-    while True:
-        if length >= n:
-            ev = _evaluate(crit, run)
-            return ev, rule.decide(ev)
-        ev = _evaluate(crit, run, length)
-        decision = rule.decide(ev)
-        if decision is not None:
-            return ev, decision
-        length *= _PREFIX_GROWTH
-
-
-def _no_stop_reason(rule: StopRule, n: int) -> str:
-    if n == 0:
-        return "no successful samples to replay"
-    if n < rule.min_samples:
-        return f"only {n} samples, fewer than min_samples={rule.min_samples}: no check happened"
-    extra = f" on {rule.patience} consecutive checks" if rule.patience > 1 else ""
-    return f"the criterion never passed{extra} within the {n} samples of the trace"
-
-
-def _row(
-    run: _Run,
-    setting: _Setting,
-    decision: StopDecision | None,
-    stat: NDArray[np.float64] | None,
-    trunc: NDArray[np.int64] | None,
-    csum: NDArray[np.float64],
-    rule: StopRule,
-) -> dict[str, Any]:
-    n = run.n
-    row: dict[str, Any] = {
-        "trace_id": run.trace_id,
-        "run_id": run.run_id,
-        "criterion": setting.name,
-        "spec": setting.spec,
-        "n_samples": n,
-        "failures": run.failures,
-    }
-    for k, v in setting.params.items():
-        row[f"param_{k}"] = v
-    total = float(csum[-1]) if n else 0.0
-    if decision is None:
-        row.update(
-            stop_index=None, stop_time_s=math.nan, stopped=False, converged=False,
-            statistic=float(stat[-1]) if stat is not None and n else math.nan,
-            truncation=None,
-            samples_used=n, seconds_used=float(run.times[-1]) if n else 0.0,
-            post_stop_mean=math.nan, reason=_no_stop_reason(rule, n),
-        )
-    else:
-        k = decision.index
-        tail = n - k - 1
-        row.update(
-            stop_index=k, stop_time_s=float(run.times[k]), stopped=True,
-            converged=decision.converged,
-            statistic=float(stat[k]) if stat is not None else math.nan,
-            truncation=int(trunc[k]) if trunc is not None and trunc[k] >= 0 else None,
-            samples_used=k + 1, seconds_used=float(run.times[k]),
-            post_stop_mean=(total - float(csum[k])) / tail if tail > 0 else math.nan,
-            reason=decision.reason,
-        )
-    ref = run.reference_start
-    if ref is not None and ref >= 0 and ref < max(n, 1):
-        row["reference_start"] = ref
-        row["reference_start_s"] = float(run.times[ref - 1]) if ref > 0 else 0.0
-        before = float(csum[ref - 1]) if ref > 0 else 0.0
-        row["reference_mean"] = (total - before) / (n - ref) if n > ref else math.nan
-    else:
-        row["reference_start"] = ref
-        row["reference_start_s"] = math.nan
-        row["reference_mean"] = math.nan
-    return row
-
-
-def _sweep_early(
-    crit: Criterion, run: _Run, rule: StopRule, unit: _Unit, early_exit: bool
-) -> tuple[Any, list[StopDecision | None]]:
-    """Sweep decisions on growing prefixes until every value has stopped (or the whole run)."""
-    assert unit.sweep is not None
-    n = run.n
-    length = _first_prefix(rule) if early_exit else n
-    while True:
-        if length >= n:
-            ev = _evaluate(crit, run)
-            return ev, _sweep_decisions(rule, ev.statistic, unit.values, unit.sweep[1])
-        ev = _evaluate(crit, run, length)
-        decisions = _sweep_decisions(rule, ev.statistic, unit.values, unit.sweep[1])
-        if all(d is not None for d in decisions):
-            return ev, decisions
-        length *= _PREFIX_GROWTH
 
 
 def _first_prefix(rule: StopRule) -> int:
@@ -610,35 +550,283 @@ def _first_prefix(rule: StopRule) -> int:
     return length
 
 
+def _feeds_online(crit: Criterion) -> bool:
+    """Whether early exit feeds ``crit`` sample by sample instead of on prefixes.
+
+    Truncation methods (``yields_truncation``: MSER-5, maximum ESS, minimum
+    SSE, PELT) re-analyse the whole prefix at each of their check points, so
+    the offline cost of a prefix is the sum of those analyses and every
+    longer prefix redoes them. Their online form does each analysis once, at
+    its check point, and stops at the stop, exactly as the driver does.
+    """
+    return crit.yields_truncation and not getattr(crit, "is_composite", False)
+
+
+@dataclass
+class _Verdict:
+    """One setting's outcome on one run: the decision and the statistic at it."""
+
+    decision: StopDecision | None
+    statistic: float
+    truncation: int
+
+
+def _verdict_of(ev: Evaluation, decision: StopDecision | None) -> _Verdict:
+    if decision is None:
+        k = ev.statistic.shape[0] - 1  # the whole run was evaluated
+        return _Verdict(None, float(ev.statistic[k]), -1)
+    k = decision.index
+    trunc = -1 if ev.truncation is None else int(ev.truncation[k])
+    return _Verdict(decision, float(ev.statistic[k]), trunc)
+
+
+def _decide_online(
+    crit: Criterion, x: NDArray[np.float64], times: NDArray[np.float64], rule: StopRule
+) -> _Verdict:
+    """Feed the run to a fresh copy of ``crit`` through ``update`` until the rule stops."""
+    twin = crit.clone()
+    tracker = rule.tracker()
+    for value, t in zip(x.tolist(), times.tolist(), strict=True):
+        twin.update(value, t)
+        decision = tracker.observe(twin.passed_)
+        if decision is not None:
+            break
+    else:
+        decision = None
+    trunc = twin.truncation_
+    return _Verdict(decision, float(twin.statistic_), -1 if trunc is None else int(trunc))
+
+
+def _decide(
+    crit: Criterion,
+    signals: Mapping[str, NDArray[np.float64]],
+    times: NDArray[np.float64],
+    rule: StopRule,
+    early_exit: bool,
+) -> _Verdict:
+    """One setting on one run: whole-run evaluation, or the early exit.
+
+    With the early exit the criterion is evaluated on growing prefixes until
+    one holds the stop (or the whole run is evaluated). Entry ``t`` of an
+    evaluation depends only on ``x[: t + 1]`` (the criterion contract), so the
+    decision on a prefix that contains a stop is the decision on the whole
+    run; the cost follows the stop index, as the driver's does, instead of
+    the run length. Truncation methods are fed online instead
+    (:func:`_feeds_online`).
+    """
+    n = times.shape[0]
+    if not early_exit:
+        ev = _evaluate(crit, signals, times)
+        return _verdict_of(ev, rule.decide(ev))
+    if _feeds_online(crit):
+        return _decide_online(crit, signals[crit.signal], times, rule)
+    length = _first_prefix(rule)
+    while length < n:
+        ev = _evaluate(crit, signals, times, length)
+        decision = rule.decide(ev)
+        if decision is not None:
+            return _verdict_of(ev, decision)
+        length *= _PREFIX_GROWTH
+    ev = _evaluate(crit, signals, times)
+    return _verdict_of(ev, rule.decide(ev))
+
+
+def _sweep(
+    crit: Criterion,
+    signals: Mapping[str, NDArray[np.float64]],
+    times: NDArray[np.float64],
+    rule: StopRule,
+    unit: _Unit,
+    early_exit: bool,
+) -> tuple[Evaluation, NDArray[np.int64], NDArray[np.bool_]]:
+    """Sweep stops on growing prefixes until every value has stopped (or the whole run)."""
+    assert unit.sweep is not None
+    op = unit.sweep[1]
+    values = np.asarray(unit.values, dtype=np.float64)
+    n = times.shape[0]
+    length = _first_prefix(rule) if early_exit else n
+    while length < n:
+        ev = _evaluate(crit, signals, times, length)
+        stop, conv = _sweep_stops(rule, ev.statistic, values, op)
+        if (stop >= 0).all():
+            return ev, stop, conv
+        length *= _PREFIX_GROWTH
+    ev = _evaluate(crit, signals, times)
+    stop, conv = _sweep_stops(rule, ev.statistic, values, op)
+    return ev, stop, conv
+
+
+# ------------------------------------------------------------------------ the rows
+def _no_stop_reason(rule: StopRule, n: int) -> str:
+    if n == 0:
+        return "no successful samples to replay"
+    if n < rule.min_samples:
+        return f"only {n} samples, fewer than min_samples={rule.min_samples}: no check happened"
+    extra = f" on {rule.patience} consecutive checks" if rule.patience > 1 else ""
+    return f"the criterion never passed{extra} within the {n} samples of the trace"
+
+
+class _Columns:
+    """Result columns of a chunk of runs, accumulated as flat lists (no dict per row).
+
+    Per row: the setting's global position, the run's position in the chunk,
+    the stop index (-1: none), convergence, the statistic, the truncation (-1:
+    none) and the time and cumulative latency at the stop. Per run: its
+    identifiers, sizes and reference columns. :meth:`arrays` derives every
+    result column with numpy.
+    """
+
+    def __init__(self) -> None:
+        self.setting: list[int] = []
+        self.run: list[int] = []
+        self.stop: list[int] = []
+        self.conv: list[bool] = []
+        self.stat: list[float] = []
+        self.trunc: list[int] = []
+        self.t_at: list[float] = []
+        self.c_at: list[float] = []
+        self.runs: list[tuple[str, str, int, int, float, float, int | None, float, float]] = []
+
+    def add_run(self, run: _Run, times: NDArray[np.float64], csum: NDArray[np.float64]) -> int:
+        """Record a run's own columns; return its position in the chunk."""
+        n = run.n
+        total = float(csum[-1]) if n else 0.0
+        ref = run.reference_start
+        ref_s = ref_mean = math.nan
+        if ref is not None and 0 <= ref < max(n, 1):
+            ref_s = float(times[ref - 1]) if ref > 0 else 0.0
+            before = float(csum[ref - 1]) if ref > 0 else 0.0
+            ref_mean = (total - before) / (n - ref) if n > ref else math.nan
+        last = float(times[-1]) if n else 0.0
+        self.runs.append((run.trace_id, run.run_id, n, run.failures, last, total, ref, ref_s,
+                          ref_mean))
+        return len(self.runs) - 1
+
+    def add(self, setting: int, run: int, verdict: _Verdict | None,
+            times: NDArray[np.float64], csum: NDArray[np.float64]) -> None:
+        """One row: ``verdict`` None for a run without samples."""
+        self.setting.append(setting)
+        self.run.append(run)
+        d = None if verdict is None else verdict.decision
+        if d is None:
+            self.stop.append(-1)
+            self.conv.append(False)
+            self.t_at.append(0.0)
+            self.c_at.append(0.0)
+        else:
+            self.stop.append(d.index)
+            self.conv.append(d.converged)
+            self.t_at.append(float(times[d.index]))
+            self.c_at.append(float(csum[d.index]))
+        self.stat.append(math.nan if verdict is None else verdict.statistic)
+        self.trunc.append(-1 if verdict is None or d is None else verdict.truncation)
+
+    def add_sweep(self, first: int, run: int, ev: Evaluation, stop: NDArray[np.int64],
+                  conv: NDArray[np.bool_], times: NDArray[np.float64],
+                  csum: NDArray[np.float64]) -> None:
+        """The rows of a sweep group (settings ``first, first + 1, ...``) on one run."""
+        m = stop.shape[0]
+        stopped = stop >= 0
+        at = np.where(stopped, stop, ev.statistic.shape[0] - 1)
+        self.setting.extend(range(first, first + m))
+        self.run.extend([run] * m)
+        self.stop.extend(stop.tolist())
+        self.conv.extend(conv.tolist())
+        self.stat.extend(ev.statistic[at].tolist())
+        if ev.truncation is None:
+            self.trunc.extend([-1] * m)
+        else:
+            self.trunc.extend(np.where(stopped, ev.truncation[at], -1).tolist())
+        self.t_at.extend(np.where(stopped, times[at], 0.0).tolist())
+        self.c_at.extend(np.where(stopped, csum[at], 0.0).tolist())
+
+    def arrays(self, rule: StopRule) -> dict[str, NDArray[Any]]:
+        """Every result column but the settings' own (criterion, spec, parameters)."""
+        run = np.asarray(self.run, dtype=np.int64)
+        per_run = list(zip(*self.runs, strict=True)) if self.runs else [()] * 9
+        tid, rid, n_r, fail_r, last_r, total_r, ref_r, ref_s_r, ref_mean_r = per_run
+        n = np.asarray(n_r, dtype=np.int64)[run]
+        stop = np.asarray(self.stop, dtype=np.int64)
+        stopped = stop >= 0
+        conv = np.asarray(self.conv, dtype=bool) & stopped
+        t_at = np.asarray(self.t_at, dtype=np.float64)
+        tail = n - stop - 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            post = (np.asarray(total_r, dtype=np.float64)[run]
+                    - np.asarray(self.c_at, dtype=np.float64)) / tail
+        trunc = np.asarray(self.trunc, dtype=np.int64)
+        ref_known = np.array([r is not None for r in ref_r], dtype=bool)
+        ref_val = np.array([-1 if r is None else r for r in ref_r], dtype=np.float64)
+        cache: dict[tuple[int, bool, int], str] = {}
+
+        def reason(k: int, c: bool, size: int) -> str:
+            key = (k, c, size if k < 0 else -1)
+            text = cache.get(key)
+            if text is None:
+                if k < 0:
+                    text = _no_stop_reason(rule, size)
+                elif c:
+                    text = rule._converged_reason(k)
+                else:
+                    text = rule._cap_reason()
+                cache[key] = text
+            return text
+
+        return {
+            "setting": np.asarray(self.setting, dtype=np.int64),
+            "trace_id": np.asarray(tid, dtype=object)[run],
+            "run_id": np.asarray(rid, dtype=object)[run],
+            "n_samples": n,
+            "failures": np.asarray(fail_r, dtype=np.int64)[run],
+            "stop_index": np.where(stopped, stop, np.nan),
+            "stop_time_s": np.where(stopped, t_at, np.nan),
+            "stopped": stopped,
+            "converged": conv,
+            "statistic": np.asarray(self.stat, dtype=np.float64),
+            "truncation": np.where(stopped & (trunc >= 0), trunc, np.nan),
+            "samples_used": np.where(stopped, stop + 1, n),
+            "seconds_used": np.where(stopped, t_at, np.asarray(last_r, dtype=np.float64)[run]),
+            "post_stop_mean": np.where(stopped & (tail > 0), post, np.nan),
+            "reason": np.asarray(
+                [reason(k, c, s) for k, c, s in zip(stop.tolist(), conv.tolist(), n.tolist(),
+                                                     strict=True)],
+                dtype=object,
+            ),
+            "reference_start": np.where(ref_known, ref_val, np.nan)[run],
+            "reference_start_s": np.asarray(ref_s_r, dtype=np.float64)[run],
+            "reference_mean": np.asarray(ref_mean_r, dtype=np.float64)[run],
+        }
+
+
+@functools.lru_cache(maxsize=8)
+def _criteria_for(specs: tuple[tuple[str, ...], ...]) -> list[list[Criterion]]:
+    """The criteria of every unit, built once per process (evaluation is pure)."""
+    return [[make_criterion(s) for s in unit] for unit in specs]
+
+
 def _replay_chunk(
     runs: list[_Run], units: list[_Unit], rule: StopRule, early_exit: bool = True
-) -> list[dict[str, Any]]:
+) -> dict[str, NDArray[Any]]:
     """Replay every unit on every run of a chunk (runs in worker processes too)."""
-    crits = [[make_criterion(s.spec) for s in unit.settings] for unit in units]
-    rows: list[dict[str, Any]] = []
+    crits = _criteria_for(tuple(tuple(s.spec for s in unit.settings) for unit in units))
+    firsts = np.cumsum([0] + [len(u.settings) for u in units]).tolist()
+    cols = _Columns()
     for run in runs:
-        x = run.signals.get("latency_ms")
-        if x is None:
-            x = next(iter(run.signals.values()))
-        csum = np.cumsum(x)
-        for unit, ucrits in zip(units, crits, strict=True):
+        times = _times_of(run)
+        csum = np.cumsum(run.base)
+        pos = cols.add_run(run, times, csum)
+        for unit, ucrits, first in zip(units, crits, firsts, strict=False):
             if run.n == 0:
-                for s in unit.settings:
-                    rows.append(_row(run, s, None, None, None, csum, rule))
-                continue
-            if unit.sweep is not None:
-                ev, decisions = _sweep_early(ucrits[0], run, rule, unit, early_exit)
-                for s, d in zip(unit.settings, decisions, strict=True):
-                    rows.append(_row(run, s, d, ev.statistic, ev.truncation, csum, rule))
-                continue
-            for s, crit in zip(unit.settings, ucrits, strict=True):
-                if early_exit:
-                    ev, decision = _decide_early(crit, run, rule)
-                else:
-                    ev = _evaluate(crit, run)
-                    decision = rule.decide(ev)
-                rows.append(_row(run, s, decision, ev.statistic, ev.truncation, csum, rule))
-    return rows
+                for j in range(len(unit.settings)):
+                    cols.add(first + j, pos, None, times, csum)
+            elif unit.sweep is not None:
+                ev, stop, conv = _sweep(ucrits[0], run.signals, times, rule, unit, early_exit)
+                cols.add_sweep(first, pos, ev, stop, conv, times, csum)
+            else:
+                for j, crit in enumerate(ucrits):
+                    verdict = _decide(crit, run.signals, times, rule, early_exit)
+                    cols.add(first + j, pos, verdict, times, csum)
+    return cols.arrays(rule)
 
 
 def _chunks(runs: list[_Run], size: int) -> list[list[_Run]]:
@@ -758,17 +946,17 @@ def replay(
     bar = progress_bar(len(runs), "Replay", "run", enabled=bool(show_progress))
     try:
         if executor is None:
-            rows: list[dict[str, Any]] = []
+            parts: list[dict[str, NDArray[Any]]] = []
             for chunk in _chunks(runs, chunk_size or 16):
-                rows.extend(_replay_chunk(chunk, units, rule, early_exit))
+                parts.append(_replay_chunk(chunk, units, rule, early_exit))
                 if bar is not None:
                     bar.update(len(chunk))
         else:
-            rows = _run_on_executor(executor, runs, units, rule, chunk_size, bar, early_exit)
+            parts = _run_on_executor(executor, runs, units, rule, chunk_size, bar, early_exit)
     finally:
         if bar is not None:
             bar.close()
-    return _frame(rows)
+    return _frame(parts, [s for unit in units for s in unit.settings])
 
 
 def _workers(executor: cf.Executor) -> int:
@@ -793,12 +981,12 @@ def _run_on_executor(
     chunk_size: int | None,
     bar: Any,
     early_exit: bool,
-) -> list[dict[str, Any]]:
+) -> list[dict[str, NDArray[Any]]]:
     workers = _workers(executor)
     size = chunk_size or max(1, math.ceil(len(runs) / (4 * workers)))
     chunks = _chunks(runs, size)
-    results: dict[int, list[dict[str, Any]]] = {}
-    pending: dict[cf.Future[list[dict[str, Any]]], int] = {}
+    results: dict[int, dict[str, NDArray[Any]]] = {}
+    pending: dict[cf.Future[dict[str, NDArray[Any]]], int] = {}
     window = 2 * workers  # chunks in flight: bounds the memory of pickled arguments
     todo = iter(enumerate(chunks))
     for i, chunk in itertools.islice(todo, window):
@@ -813,13 +1001,37 @@ def _run_on_executor(
             nxt = next(todo, None)
             if nxt is not None:
                 pending[executor.submit(_replay_chunk, nxt[1], units, rule, early_exit)] = nxt[0]
-    return [row for i in range(len(chunks)) for row in results[i]]
+    return [results[i] for i in range(len(chunks))]
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    df = pd.DataFrame.from_records(rows)
-    if df.empty:
-        df = pd.DataFrame(columns=list(RESULT_COLUMNS))
+def _frame(parts: list[dict[str, NDArray[Any]]], settings: list[_Setting]) -> pd.DataFrame:
+    """One DataFrame from the chunks' column arrays (one concatenation per column).
+
+    The settings' own columns (criterion, spec, ``param_*``) are built once
+    per setting and gathered by each row's setting position; the parameter
+    columns get the dtypes pandas infers from the settings' values.
+    """
+    if not parts or sum(p["setting"].shape[0] for p in parts) == 0:
+        return _finish(pd.DataFrame(columns=list(RESULT_COLUMNS)))
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    which = cols.pop("setting")
+    own = pd.DataFrame.from_records(
+        [{"criterion": s.name, "spec": s.spec, **{f"param_{k}": v for k, v in s.params.items()}}
+         for s in settings]
+    )
+    data: dict[str, Any] = {}
+    for name in RESULT_COLUMNS[:4]:
+        data[name] = cols[name] if name in cols else own[name].to_numpy()[which]
+    for name in own.columns:
+        if name.startswith("param_"):
+            data[name] = own[name].take(which).to_numpy()
+    for name in RESULT_COLUMNS[4:]:
+        data[name] = cols[name]
+    return _finish(pd.DataFrame(data))
+
+
+def _finish(df: pd.DataFrame) -> pd.DataFrame:
+    """Column order and dtypes of every result table."""
     params = sorted(c for c in df.columns if c.startswith("param_"))
     order = list(RESULT_COLUMNS[:4]) + params + list(RESULT_COLUMNS[4:])
     df = df.reindex(columns=order)
