@@ -25,7 +25,7 @@ from llenergymeasure.criteria import StopRule, make_criterion
 from llenergymeasure.criteria._laaber import filter_outliers, max_abs_delta, pool, trailing_min
 from llenergymeasure.criteria.laaber_cv import LaaberCV
 from llenergymeasure.criteria.laaber_kld import LaaberKLD, kde_similarity
-from llenergymeasure.criteria.laaber_rciw import LaaberRCIW
+from llenergymeasure.criteria.laaber_rciw import LaaberRCIW, bootstrap_rciw
 from llenergymeasure.criteria.nvbench_entropy import NVBenchEntropy
 from llenergymeasure.criteria.nvbench_stdrel import NVBenchStdRel
 
@@ -420,3 +420,14 @@ def test_laaber_kld_carried_state_equals_the_pure_step(spec: str) -> None:
     carried = crit._statistics(x)
     pure = np.array([crit._step_statistic(x[: i + 1], i) for i in range(len(x))])
     np.testing.assert_array_equal(carried, pure)
+
+
+@pytest.mark.parametrize(("m", "n_boot"), [(5_000, 50), (70_000, 3), (2, 1000), (999, 131)])
+def test_bootstrap_rciw_in_blocks_is_one_draw_to_the_bit(m: int, n_boot: int) -> None:
+    """Blocks of rows (a partial last one, one row when m exceeds a block) reproduce one
+    (n_boot, m) draw of int64 indices and its row means exactly."""
+    values = np.random.default_rng(m).lognormal(1.0, 0.2, m)
+    idx = np.random.default_rng([4, 17, 1]).integers(0, m, size=(n_boot, m))
+    means = np.sort(values[idx].mean(axis=1))
+    lo, hi = np.percentile(means, [0.5, 99.5])
+    assert bootstrap_rciw(values, 0.01, n_boot, 4, 17) == (hi - lo) / np.mean(values)
