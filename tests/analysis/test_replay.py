@@ -427,3 +427,114 @@ def test_results_round_trip_through_parquet(tmp_path):
     back = pd.read_parquet(path)
     pd.testing.assert_frame_equal(df, back, check_dtype=False)
 
+
+
+# ------------------------------------------------------------------ fast-path internals
+@settings(max_examples=50, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(0, 120),
+    min_samples=st.integers(1, 30),
+    check_every=st.integers(1, 6),
+    patience=st.integers(1, 4),
+    cap=st.one_of(st.none(), st.integers(1, 130)),
+    op=st.sampled_from(["<", ">="]),
+    nan_frac=st.floats(0.0, 0.5),
+)
+def test_vectorised_sweep_stops_equal_stop_rule_decide(seed, n, min_samples, check_every,
+                                                        patience, cap, op, nan_frac):
+    """Every value's (stop, converged) from one call equals StopRule.decide on its verdicts."""
+    rng = np.random.default_rng(seed)
+    stat = rng.uniform(0.0, 1.0, n)
+    stat[rng.uniform(size=n) < nan_frac] = np.nan
+    rule = StopRule(min_samples=min_samples, check_every=check_every, patience=patience,
+                    max_samples=cap)
+    values = np.r_[np.sort(rng.uniform(0.0, 1.0, 12)), 0.0, 1.0, stat[: min(n, 3)]]
+    values = values[np.isfinite(values)]
+    stop, conv = replay_mod._sweep_stops(rule, stat, values, op)
+    for v, k, c in zip(values, stop, conv, strict=True):
+        d = rule.decide(replay_mod._passes(stat, float(v), op))
+        assert (int(k), bool(c)) == ((-1, False) if d is None else (d.index, d.converged))
+
+
+def test_truncation_methods_are_fed_online_and_give_the_whole_run_rows(monkeypatch):
+    """Early exit feeds MSER-5 / max-ESS / min-SSE through update(); rows equal whole-run ones."""
+    traces = [make_trace(warmup_series(700, s, tau=t), name=f"t{s}")
+              for s, t in ((0, 30.0), (1, 150.0), (2, 4000.0))]
+    specs = ["mser5", "red_sse:every=20", "max_ess:every=25"]
+    slow = replay(traces, specs, early_exit=False)
+    calls = []
+    real = replay_mod._evaluate
+    monkeypatch.setattr(replay_mod, "_evaluate",
+                        lambda crit, *a, **k: calls.append(crit.name) or real(crit, *a, **k))
+    fast = replay(traces, specs)
+    assert calls == []  # no prefix was evaluated offline
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast["stopped"].any() and not fast["stopped"].all()
+    assert fast["truncation"].notna().any() and (fast["stop_index"] > 64).any()
+
+
+def test_criteria_are_built_once_per_process_not_per_chunk(monkeypatch):
+    replay_mod._criteria_for.cache_clear()
+    built = []
+    real = replay_mod.make_criterion
+    monkeypatch.setattr(replay_mod, "make_criterion",
+                        lambda spec, **kw: built.append(spec) or real(spec, **kw))
+    xs = [warmup_series(80, s) for s in range(12)]
+    one = replay(xs, ["rolling_cv", "fixed_count:n=9"], chunk_size=1)
+    n_one = len(built)
+    built.clear()
+    replay_mod._criteria_for.cache_clear()
+    pd.testing.assert_frame_equal(one, replay(xs, ["rolling_cv", "fixed_count:n=9"]))
+    assert n_one == len(built)  # 12 chunks build no more criteria than one chunk
+
+
+def test_columns_and_dtypes_equal_a_frame_built_row_by_row():
+    """The column arrays give the frame that one dict per row through pandas gives."""
+    traces = [make_trace(warmup_series(200, s), failed_at=(2,), reference_start=r, name=f"t{s}")
+              for s, r in ((0, 50), (1, None), (2, -1))]
+    traces.append(make_trace(warmup_series(100, 3, tau=400.0), name="short", reference_start=99))
+    specs = ["rolling_cv:window=6", "fixed_count:n=300", "min_duration:seconds=0.5",
+             "all_of(rolling_cv,fixed_count:n=20)", "mser5"]
+    grid = {"rolling_cv": {"threshold": [0.005, 0.02]}}
+    rule = StopRule(min_samples=5, max_samples=190)
+    df = replay(traces, specs, grid=grid, stop_rule=rule)
+    rows = []
+    for trace in traces:
+        x, t = trace.samples(), trace.sample_times_s()
+        ref = trace.run_info().reference_start
+        for crit in expand_grid(specs, grid):
+            ev = crit.evaluate(x, t)
+            d = rule.decide(ev)
+            k = None if d is None else d.index
+            row = {"trace_id": trace.metadata.tags["trace_id"], "run_id": "r0",
+                   "criterion": crit.name, "spec": crit.spec, "n_samples": len(x),
+                   "failures": len(trace.data) - len(x), "stop_index": k,
+                   "stop_time_s": math.nan if k is None else t[k], "stopped": d is not None,
+                   "converged": d is not None and d.converged,
+                   "statistic": ev.statistic[-1 if k is None else k],
+                   "truncation": None if k is None or ev.truncation is None
+                   or ev.truncation[k] < 0 else int(ev.truncation[k]),
+                   "samples_used": len(x) if k is None else k + 1,
+                   "seconds_used": t[-1] if k is None else t[k],
+                   "post_stop_mean": math.nan if k is None else np.mean(x[k + 1 :]),
+                   "reason": replay_mod._no_stop_reason(rule, len(x)) if d is None
+                   else d.reason,
+                   "reference_start": ref,
+                   "reference_start_s": t[ref - 1] if ref is not None and ref > 0 else math.nan,
+                   "reference_mean": np.mean(x[ref:]) if ref is not None and ref >= 0
+                   else math.nan}
+            row.update({f"param_{p}": v for p, v in crit.get_params().items()})
+            rows.append(row)
+    expected = replay_mod._finish(pd.DataFrame.from_records(rows))
+    assert list(df.columns) == list(expected.columns)
+    pd.testing.assert_series_equal(df.dtypes, expected.dtypes)
+    pd.testing.assert_frame_equal(df, expected, check_exact=False, rtol=1e-12)
+    assert df["stopped"].any() and not df["stopped"].all() and df["truncation"].notna().any()
+    assert (df["stopped"] & ~df["converged"]).any()  # the cap
+
+
+def test_bare_series_times_overflowing_to_infinity_are_an_error():
+    x = np.full(5, 1e308)  # finite samples whose cumulative sum overflows
+    with pytest.raises(ReplaySampleError, match=r"sample 1 of signal 'time_s'"):
+        replay(x, "rolling_cv")
