@@ -110,7 +110,7 @@ def bench_default_set(n_traces: int, n: int, per_kind: int) -> None:
             t_drv += mean * len(members)
         tot_rep += t_rep
         tot_drv += t_drv
-        if spec not in TRUNCATION:
+        if spec.split(":", 1)[0] not in TRUNCATION:
             sub_rep += t_rep
             sub_drv += t_drv
         stop = df["stop_index"].astype("Float64")
