@@ -16,7 +16,10 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats
 
+from llenergymeasure.analysis.synthetic import make_trace
 from llenergymeasure.criteria import make_criterion
+from llenergymeasure.criteria._laaber import filter_outliers, pool
+from llenergymeasure.criteria._sorted_window import linear_quantile
 from llenergymeasure.criteria.laaber_kld import kde_similarity
 
 
@@ -103,6 +106,83 @@ def binned_kld(x: np.ndarray) -> list[float]:
     return [kde_similarity(x[: i + 1], x[:i], 1000) for i in range(2, len(x))]
 
 
+def fftconvolve_kde(v: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
+    """The binned KDE through ``scipy.signal.fftconvolve`` (the first implementation)."""
+    from scipy import signal
+
+    g = len(grid)
+    bw = float(np.std(v, ddof=1)) * len(v) ** -0.2
+    delta = (grid[-1] - grid[0]) / (g - 1)
+    if not (bw > 0 and delta > 0):
+        return None
+    pad = min(math.ceil(6.0 * bw / delta), 10 * g)
+    e = g + 2 * pad
+    u = (v - grid[0]) / delta + pad
+    u = u[(u >= 0) & (u <= e - 1)]
+    j = np.minimum(np.floor(u).astype(np.int64), e - 2)
+    frac = u - j
+    counts = (np.bincount(j, weights=1.0 - frac, minlength=e)
+              + np.bincount(j + 1, weights=frac, minlength=e))
+    off = np.arange(-(e - 1), e, dtype=np.float64) * (delta / bw)
+    full = signal.fftconvolve(counts, np.exp(-0.5 * off * off), mode="full")
+    dens = np.maximum(full[pad + e - 1 : pad + e - 1 + g], np.finfo(np.float64).tiny)
+    return dens / dens.sum()
+
+
+def per_step_kld(x: np.ndarray, size: int = 1000, g: int = 1000) -> list[float]:
+    """Both pools subsampled, sorted and density-estimated afresh at every step."""
+    out = []
+    for i in range(2, len(x)):
+        a, b = pool(x[: i + 1], i, size, 0), pool(x[:i], i - 1, size, 0)
+        lo, hi = math.inf, -math.inf
+        for v in (a, b):
+            s = np.sort(v)
+            q1, q3 = float(linear_quantile(s, 0.25)), float(linear_quantile(s, 0.75))
+            lo, hi = min(lo, q1 - 1.5 * (q3 - q1)), max(hi, q3 + 1.5 * (q3 - q1))
+        grid = np.linspace(max(0.0, lo), hi, g)
+        p, q = fftconvolve_kde(a, grid), fftconvolve_kde(b, grid)
+        if p is None or q is None:
+            out.append(math.nan)
+            continue
+        with np.errstate(over="ignore"):
+            kl = np.sum(p * np.log2(p / q)), np.sum(q * np.log2(q / p))
+        out.append(2.0 ** -kl[0] * 2.0 ** -kl[1])
+    return out
+
+
+def one_draw_rciw(x: np.ndarray, n_boot: int = 1000) -> list[float]:
+    """The pooled bootstrap with one (n_boot, m) int64 draw per step (the first form)."""
+    out = []
+    for i in range(len(x)):
+        v = filter_outliers(pool(x[: i + 1], i, 10_000, 0), 10.0)
+        m = len(v)
+        if m < 2:
+            out.append(math.nan)
+            continue
+        idx = np.random.default_rng([0, i, 1]).integers(0, m, size=(n_boot, m))
+        means = np.sort(v[idx].mean(axis=1))
+        out.append(float((linear_quantile(means, 0.995) - linear_quantile(means, 0.005))
+                         / v.mean()))
+    return out
+
+
+def laaber_trace_rows(n: int = 3000) -> list[tuple[str, int, float, float, str, float]]:
+    """Evaluate time of the Laaber criteria on one ``n``-sample warmup-shaped trace."""
+    x = make_trace("decay", n, 0).samples()
+    cases: list[tuple[str, str, Callable[[np.ndarray], object] | None]] = [
+        ("laaber_cv", "", None),
+        ("laaber_kld", "fresh pools + fftconvolve per step", per_step_kld),
+        ("laaber_rciw", "one (n_boot, m) draw per step", one_draw_rciw),
+    ]
+    rows = []
+    for spec, base_name, baseline in cases:
+        repeat = 2 if spec == "laaber_rciw" else 3
+        t_off = best_of(lambda s=spec: make_criterion(s).evaluate(x), repeat=repeat)
+        t_base = math.nan if baseline is None else best_of(lambda b=baseline: b(x), repeat=2)
+        rows.append((spec, n, t_off, math.nan, base_name, t_base))
+    return rows
+
+
 def main() -> None:
     rows = []
     x = series(20_000)
@@ -126,6 +206,8 @@ def main() -> None:
     t_exact = best_of(lambda: exact_kld(xs), repeat=1)
     rows.append(("laaber_kld (similarity only)", len(xs), t_bin, math.nan,
                  "exact scipy gaussian_kde", t_exact))
+    # Per-trace replay cost on a 3,000-sample decay (analysis.synthetic), online not timed.
+    rows.extend(laaber_trace_rows())
 
     head = (f"{'criterion':30s} {'n':>6s} {'evaluate s':>11s} {'update us':>10s} "
             f"{'baseline s':>11s} {'x evaluate':>11s} {'x update':>9s}  baseline")

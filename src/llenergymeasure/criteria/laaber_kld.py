@@ -159,8 +159,12 @@ class LaaberKLD(CumulativeCriterion):
 
     The densities are binned KDEs (linear binning and an FFT convolution,
     Silverman 1982): O(grid log grid + min(i, 1000)) per update, two per
-    step; offline the same per step. Scale invariant (the grid, the bandwidth
-    and the KDE all scale).
+    step; offline the same per step. Both forms carry the previous pool from
+    step to step (its subsample, fences and bandwidth, and its density when
+    the grid repeats), so each step subsamples and summarises one new pool;
+    the carried values are those a fresh computation gives, so online and
+    offline agree exactly. Scale invariant (the grid, the bandwidth and the
+    KDE all scale).
 
     Parameters
     ----------

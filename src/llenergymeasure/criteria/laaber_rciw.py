@@ -21,8 +21,8 @@ from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["LaaberRCIW", "bootstrap_rciw"]
 
-#: Bootstrap indices drawn and averaged per block (a few hundred KiB: in cache).
-_BLOCK_ELEMENTS = 1 << 16
+#: Bootstrap indices drawn and averaged per block (1 MiB of indices: in cache).
+_BLOCK_ELEMENTS = 1 << 18
 
 
 class LaaberRCIWParams(CriterionParams):
