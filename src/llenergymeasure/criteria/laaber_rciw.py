@@ -62,8 +62,9 @@ def bootstrap_rciw(values: NDArray[np.float64], alpha: float, n_boot: int, seed:
     blocks of rows of about :data:`_BLOCK_ELEMENTS` indices (32-bit), which
     stay in cache: the generator yields the same stream in blocks as in one
     call, and each row's mean is the same reduction, so the result is that of
-    one ``(n_boot, m)`` draw to the bit. The cost is the ``n_boot * m``
-    bounded draws themselves.
+    one ``(n_boot, m)`` draw to the bit, in a few MiB instead of
+    ``16 n_boot m`` bytes. The time is that of the ``n_boot * m`` bounded
+    draws themselves.
     """
     m = values.shape[0]
     mean = float(np.mean(values)) if m else math.nan
