@@ -75,12 +75,23 @@ def pool(
     return prefix[idx]
 
 
+#: Relative slack on the outlier bounds (a value on a bound is kept in any unit).
+_BOUND_SLACK = 1e-12
+
+
 def filter_outliers(values: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
-    """Keep ``median / factor <= v <= factor * median`` (all values if the median is <= 0)."""
+    """Keep ``median / factor <= v <= factor * median`` (all values if the median is <= 0).
+
+    The bounds are compared as ratios ``v / median`` with a relative slack of
+    1e-12, so a value lying exactly on a bound is kept whatever the unit of the
+    series (``10 * median`` computed in ms and in s can round to either side).
+    """
     med = float(np.median(values))
     if not med > 0:
         return values
-    return values[(values >= med / factor) & (values <= med * factor)]
+    ratio = values / med
+    return values[(ratio >= (1.0 - _BOUND_SLACK) / factor)
+                  & (ratio <= factor * (1.0 + _BOUND_SLACK))]
 
 
 def max_abs_delta(s: NDArray[np.float64], h: int) -> NDArray[np.float64]:
