@@ -87,14 +87,15 @@ DEFAULT_CRITERIA: tuple[str, ...] = (
 
 
 #: Registered criteria left out of :data:`DEFAULT_CRITERIA` on purpose, with why.
-#: Both are seconds per 3,000-sample trace offline, where the others are
+#: Each costs seconds per 3,000-sample trace offline, where the others cost
 #: milliseconds; replay them explicitly (``--criterion pelt:growth=1.2``).
 COSTLY_CRITERIA: dict[str, str] = {
     "pelt": "re-runs PELT on the growing prefix: about 2.6 s per 3,000-sample trace "
     "even with a geometric schedule (growth=1.2)",
-    "laaber_kld": "two kernel densities on a 1,000-point grid per sample: about 30 ms per "
-    "sample, 85 s per 3,000-sample trace",
-    "laaber_rciw": "a bootstrap of the pooled mean per sample: about 0.7 s per 300-sample trace",
+    "laaber_kld": "two kernel densities on a 1,000-point grid per sample: about 1.7 s per "
+    "3,000-sample trace (0.1 s per 300)",
+    "laaber_rciw": "a 1,000-resample bootstrap of the pooled mean per sample: about 19 s per "
+    "3,000-sample trace (0.2 s per 300)",
     "nvbench_entropy": "a histogram entropy and a regression per sample: 0.5 to 0.8 s per trace",
 }
 
