@@ -48,6 +48,7 @@ from llenergymeasure.domain.trace import (
     metadata_from_dict,
     normalize_frame,
 )
+from llenergymeasure.traces import importers
 from llenergymeasure.traces.migrations import migrate, schema_version_of
 
 __all__ = [
@@ -292,26 +293,16 @@ def load_trace(path: str | os.PathLike[str], format: str | None = None) -> Trace
 
 
 def _import(path: Path, format: str | None) -> Trace:
-    try:
-        from llenergymeasure.traces import importers
-    except ImportError as exc:  # pragma: no cover - the package ships the subpackage
-        raise TraceFormatError(f"no importers available ({exc})", file=str(path)) from None
+    """Read another tool's file through :mod:`llenergymeasure.traces.importers`."""
     if format is None:
-        detect = getattr(importers, "detect_format", None)
-        format = detect(path) if detect is not None else None
+        format = importers.detect_format(path)
         if format is None:
             raise TraceFormatError(
                 "unknown trace format: not a native trace (.parquet, .csv with a "
                 f"{SIDECAR_SUFFIX} sidecar, .jsonl with a header) and no importer recognises it",
                 file=str(path),
             )
-    import_file = getattr(importers, "import_file", None)
-    if import_file is None:
-        raise TraceFormatError(f"no importer for format {format!r} is installed", file=str(path))
-    trace = import_file(path, format)
-    if not isinstance(trace, Trace):
-        raise TypeError(f"importer for {format!r} returned {type(trace).__name__}, not a Trace")
-    return trace
+    return importers.import_file(path, format)
 
 
 def _finish(raw_meta: Any, frame: pd.DataFrame, *, file: str, lines: Any = None,
@@ -482,13 +473,7 @@ def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
                 continue
         fmt = detect_native_format(child)
         if fmt is None:
-            try:
-                from llenergymeasure.traces import importers
-
-                detect = getattr(importers, "detect_format", None)
-                imported = detect(child) if detect is not None else None
-            except ImportError:  # pragma: no cover
-                imported = None
+            imported = importers.detect_format(child)
             if imported is None:
                 logger.debug("skipping %s: not a trace", child)
                 continue
