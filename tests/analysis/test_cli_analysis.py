@@ -142,7 +142,8 @@ def test_compare_writes_summary_tables(trace_dir, tmp_path):
 
 
 def test_simulate_writes_traces_with_known_starts(tmp_path):
-    synthetic = pytest.importorskip("llenergymeasure.analysis.synthetic")
+    from llenergymeasure.analysis import synthetic
+
     kind = next(iter(synthetic.SYNTHETIC_KINDS))
     out = tmp_path / "sim.parquet"
     assert main(["simulate", "--kind", kind, "--n", "200", "--traces", "2", "--out", str(out)]) == 0

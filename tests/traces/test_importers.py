@@ -481,7 +481,8 @@ def test_import_file_dispatch_errors(tmp_path: Path) -> None:
 
 
 def test_load_trace_reaches_the_importers(tmp_path: Path) -> None:
-    io = pytest.importorskip("llenergymeasure.traces.io")
+    from llenergymeasure.traces import io
+
     path = write_json(tmp_path / "res.json", jmh_doc())
     trace = io.load_trace(path)
     assert trace.metadata.tags["source_format"] == "jmh"
