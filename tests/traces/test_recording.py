@@ -149,6 +149,9 @@ def test_record_after_stop_keeps_measuring_but_reports_the_stop(tmp_path: Path) 
     np.testing.assert_array_equal(trace.samples(), series[: res.attempts + 25])
     assert trace.run_info().stop_index == res.iterations_completed - 1
     assert trace.run_info().provenance["record_after_stop"] == 25
+    # duration_s is the warmup's: it ends before the first attempt recorded after the stop.
+    first_after = int(trace.data["t_start_ns"].iloc[res.attempts])
+    assert 0 < res.duration_s * 1e9 <= first_after
 
 
 def test_record_after_stop_also_follows_a_cap(tmp_path: Path) -> None:

@@ -389,6 +389,8 @@ def warmup_until_converged(
                 if decision is not None and decision.converged:
                     break
         progress.close()
+        # The warmup ends at the stop: attempts recorded after it are not warmup time.
+        duration = (time.perf_counter_ns() - run_start) / 1e9
         failures_at_stop = Counter(failure_types)
         n_recorded = attempts
         for k in range(extra_attempts):
@@ -413,7 +415,6 @@ def warmup_until_converged(
         except Exception as fin_exc:  # keep the original exception; the partial file remains
             logger.error("could not finalise the trace: %s", fin_exc)
         raise
-    duration = (time.perf_counter_ns() - run_start) / 1e9
     failure_types = failures_at_stop
 
     failures = sum(failure_types.values())
