@@ -97,7 +97,7 @@ def detect_format(path: str | os.PathLike[str]) -> str | None:
         `ttfts` and `itls`; `"llmperf"` for a list of objects with `ttft_s`
         and `end_to_end_latency_s`; `"megatron"` for an object whose entries
         all have a `values` object; `"nanogpt"` for a text file with a
-        `step:N/M ... train_time:Tms` line; `"csv"` for a text file whose
+        `step:N/M train_loss:L ... train_time:Tms` line; `"csv"` for a text file whose
         header has a `latency_ms` column; None otherwise (including
         unreadable or invalid files: detection never raises).
     """

@@ -63,7 +63,8 @@ from llenergymeasure.traces.importers._common import ImportedRun, build_trace, i
 __all__ = ["import_nanogpt", "looks_like_nanogpt", "step_durations_ms"]
 
 _STEP = re.compile(r"^step:(\d+)/(\d+)\s+(.*?)\s*$")
-_TRAIN_LINE = re.compile(rb"^step:\d+/\d+\s.*train_time:\d+ms", re.MULTILINE)
+_TRAIN_LINE = re.compile(rb"^step:\d+/\d+\s[^\n]*train_loss:[^\n]*train_time:\d+ms",
+                         re.MULTILINE)
 _FIELD = re.compile(r"^([A-Za-z_]+):(\S*)$")
 _TIME = re.compile(r"^(\d+)ms$")
 _PYTORCH = re.compile(r"^Running pytorch (\S+)", re.MULTILINE)
@@ -74,7 +75,7 @@ _SNIFF_BYTES = 16 * 1024 * 1024
 
 
 def looks_like_nanogpt(path: Path) -> bool:
-    """Whether a text file holds a `step:N/M ... train_time:Tms` line (never raises)."""
+    """Whether a text file has a `step:N/M train_loss:L ... train_time:Tms` line (never raises)."""
     try:
         if is_gzip(path):
             return False
