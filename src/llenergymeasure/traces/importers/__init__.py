@@ -13,6 +13,9 @@
 
 `import_file` reads one file in a named format (or the detected one);
 `detect_format` recognises a format from the file's content.
+`ImportedRun` and `build_trace` assemble runs parsed by hand (or by the
+per-run helpers of the modules, e.g. for files that gather many runs) into a
+validated trace.
 `llenergymeasure.traces.load_trace` calls both for files that are
 not native traces. Every imported run has `status="imported"`, the source
 in `RunInfo.provenance` (`format`, `file` and format-specific keys)
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.domain.trace import Trace, TraceFormatError
-from llenergymeasure.traces.importers._common import read_json
+from llenergymeasure.traces.importers._common import ImportedRun, build_trace, read_json
 from llenergymeasure.traces.importers.generic_csv import (
     CsvMapping,
     import_csv,
@@ -47,6 +50,8 @@ from llenergymeasure.traces.importers.vllm import import_vllm, looks_like_vllm
 __all__ = [
     "FORMATS",
     "CsvMapping",
+    "ImportedRun",
+    "build_trace",
     "detect_format",
     "import_csv",
     "import_file",

@@ -58,8 +58,8 @@ import numpy as np
 from llenergymeasure.domain.trace import ALL_COLUMNS, Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, read_json
 
-__all__ = ["ITERATION_TIME", "import_megatron", "looks_like_megatron", "megatron_run",
-           "stride_times_ns"]
+__all__ = ["ITERATION_TIME", "import_megatron", "iteration_time_run", "looks_like_megatron",
+           "megatron_run", "stride_times_ns"]
 
 #: The metric that becomes the run.
 ITERATION_TIME = "iteration-time"
@@ -168,9 +168,7 @@ def megatron_run(data: dict[str, Any], *, file: str, run_id: str = ITERATION_TIM
         k = pairs[int(np.argmax(bad))][1]
         raise TraceFormatError(f"expected a positive iteration time, got {secs[bad][0]!r}",
                                file=file, field=f"{where}.{k}")
-    ok = np.isfinite(secs)
-    start, end, covered = stride_times_ns(steps, secs)
-    extra: dict[str, np.ndarray] = {"step": steps, "steps_covered": covered}
+    extra: dict[str, np.ndarray] = {}
     added: dict[str, str] = {}
     not_aligned: list[str] = []
     for name, m in data.items():
@@ -184,11 +182,10 @@ def megatron_run(data: dict[str, Any], *, file: str, run_id: str = ITERATION_TIM
             not_aligned.append(name)
             continue
         col = _column_name(name)
-        while col in extra:
+        while col in extra or col in ("step", "steps_covered"):
             col = f"{col}_"
         extra[col] = np.array([vals.get(int(s), math.nan) for s in steps], dtype=np.float64)
         added[col] = name
-    gaps = sorted({int(g) for g in np.diff(steps)})
     provenance: dict[str, Any] = {
         "format": "megatron",
         "file": file,
@@ -196,13 +193,46 @@ def megatron_run(data: dict[str, Any], *, file: str, run_id: str = ITERATION_TIM
         "start_step": metric.get("start_step"),
         "end_step": metric.get("end_step"),
         "step_interval": metric.get("step_interval"),
-        "step_gaps": gaps,
-        "n_logged": int(steps.size),
-        "n_missing": int((~ok).sum()),
         "columns": added,
     }
     if not_aligned:
         provenance["metrics_not_aligned"] = not_aligned
+    return iteration_time_run(steps, secs, run_id=run_id, extra=extra, provenance={
+        k: v for k, v in provenance.items() if v is not None})
+
+
+def iteration_time_run(steps: np.ndarray, seconds: np.ndarray, *,
+                       run_id: str = ITERATION_TIME, extra: dict[str, np.ndarray] | None = None,
+                       provenance: dict[str, Any] | None = None) -> ImportedRun:
+    """The run of logged per-iteration times, with the stride honoured (`stride_times_ns`).
+
+    Parameters
+    ----------
+    steps : ndarray of int
+        Logged steps, strictly increasing.
+    seconds : ndarray of float
+        Mean seconds per iteration at each step; NaN where nothing was logged
+        (a failed attempt).
+    run_id : str, default "iteration-time"
+        Id of the run.
+    extra : dict, optional
+        More columns.
+    provenance : dict, optional
+        The run's provenance; `step_gaps`, `n_logged` and `n_missing` are added.
+
+    Returns
+    -------
+    ImportedRun
+        `latency_ms` in ms per iteration, times from `stride_times_ns`,
+        columns `step` and `steps_covered`.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    secs = np.asarray(seconds, dtype=np.float64)
+    ok = np.isfinite(secs)
+    start, end, covered = stride_times_ns(steps, secs)
+    prov = dict(provenance or {})
+    prov.update({"step_gaps": sorted({int(g) for g in np.diff(steps)}),
+                 "n_logged": int(steps.size), "n_missing": int((~ok).sum())})
     return ImportedRun(
         run_id=run_id,
         latency_ms=secs * 1e3,
@@ -211,8 +241,8 @@ def megatron_run(data: dict[str, Any], *, file: str, run_id: str = ITERATION_TIM
         ok=ok,
         error=[None if o else f"no value logged at step {s} ('nan' in the file)"
                for o, s in zip(ok, steps, strict=True)],
-        extra=extra,
-        provenance={k: v for k, v in provenance.items() if v is not None},
+        extra={"step": steps, "steps_covered": covered, **(extra or {})},
+        provenance=prov,
     )
 
 

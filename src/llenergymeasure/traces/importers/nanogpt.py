@@ -60,7 +60,7 @@ import numpy as np
 from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, is_gzip
 
-__all__ = ["import_nanogpt", "looks_like_nanogpt", "step_durations_ms"]
+__all__ = ["import_nanogpt", "looks_like_nanogpt", "step_durations_ms", "training_run"]
 
 _STEP = re.compile(r"^step:(\d+)/(\d+)\s+(.*?)\s*$")
 _TRAIN_LINE = re.compile(rb"^step:\d+/\d+\s[^\n]*train_loss:[^\n]*train_time:\d+ms",
@@ -118,6 +118,50 @@ def step_durations_ms(train_time_ms: np.ndarray, steps: np.ndarray | None = None
     covered = np.diff(s, prepend=0) if s.size else s.copy()
     covered[0] = max(int(s[0]), 1) if s.size else 1
     return diff / covered, covered, [int(i) for i in np.flatnonzero(fell)]
+
+
+def training_run(steps: np.ndarray, train_time_ms: np.ndarray, *, run_id: str = "train",
+                 extra: dict[str, np.ndarray] | None = None,
+                 provenance: dict[str, Any] | None = None) -> ImportedRun:
+    """The run of per-step durations from the `train_time` readings of training lines.
+
+    Parameters
+    ----------
+    steps : ndarray of int
+        Step of each training line, increasing.
+    train_time_ms : ndarray of float
+        Its `train_time` reading, ms (evaluation lines excluded).
+    run_id : str, default "train"
+        Id of the run.
+    extra : dict, optional
+        More columns (`train_loss`, ...).
+    provenance : dict, optional
+        The run's provenance; `clock_restarts` (the steps whose reading fell)
+        is added.
+
+    Returns
+    -------
+    ImportedRun
+        `latency_ms` from `step_durations_ms`, `t_end_ns` the running sum of
+        the durations, columns `step`, `steps_covered`, `train_time_ms`.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    readings = np.asarray(train_time_ms, dtype=np.float64)
+    dur, covered, restarts = step_durations_ms(readings, steps)
+    ok = dur > 0
+    end = np.cumsum(np.where(ok, dur, 0.0) * covered)
+    prov = dict(provenance or {})
+    prov["clock_restarts"] = [int(steps[i]) for i in restarts]
+    return ImportedRun(
+        run_id=run_id,
+        latency_ms=np.where(ok, dur, np.nan),
+        t_end_ns=np.rint(end * 1e6).astype(np.int64),
+        ok=ok,
+        error=[None if o else "step duration rounds to 0 ms in the log" for o in ok],
+        extra={"step": steps, "steps_covered": covered, **(extra or {}),
+               "train_time_ms": readings},
+        provenance=prov,
+    )
 
 
 def _loss(fields: dict[str, str], name: str, file: str, line: int) -> float:
@@ -206,33 +250,17 @@ def import_nanogpt(path: str | os.PathLike[str]) -> Trace:
     train = parsed["train"]
     steps = np.array([s for s, _, _, _ in train], dtype=np.int64)
     readings = np.array([ms for _, ms, _, _ in train], dtype=np.float64)
-    dur, covered, restarts = step_durations_ms(readings, steps)
-    ok = dur > 0
-    end = np.cumsum(np.where(ok, dur, 0.0) * covered)
     provenance: dict[str, Any] = {
         "format": "nanogpt",
         "file": f,
         "total_steps": parsed["total"],
         "first_step": int(steps[0]),
         "n_steps": int(steps.size),
-        "clock_restarts": [int(steps[i]) for i in restarts],
         "evaluations": parsed["evals"],
         "first_line": train[0][3],
     }
-    run = ImportedRun(
-        run_id="train",
-        latency_ms=np.where(ok, dur, np.nan),
-        t_end_ns=np.rint(end * 1e6).astype(np.int64),
-        ok=ok,
-        error=[None if o else "step duration rounds to 0 ms in the log" for o in ok],
-        extra={
-            "step": steps,
-            "steps_covered": covered,
-            "train_loss": np.array([lo for _, _, lo, _ in train], dtype=np.float64),
-            "train_time_ms": readings,
-        },
-        provenance=provenance,
-    )
+    run = training_run(steps, readings, provenance=provenance,
+                       extra={"train_loss": np.array([lo for _, _, lo, _ in train])})
     tags: dict[str, str] = {}
     m = _PYTORCH.search(text)
     if m:

@@ -92,6 +92,17 @@ def _seconds(value: Any, *, file: str, field: str) -> float:
     return v
 
 
+def _seconds_list(values: list[Any], *, file: str, field: str) -> np.ndarray:
+    """A list of finite non-negative numbers of seconds as float64, naming the first bad entry."""
+    if all(type(v) is float or type(v) is int for v in values):
+        arr = np.asarray(values, dtype=np.float64)
+        if np.isfinite(arr).all() and (arr >= 0).all():
+            return arr
+    for j, v in enumerate(values):
+        _seconds(v, file=file, field=f"{field}[{j}]")
+    return np.asarray(values, dtype=np.float64)  # every entry passed: a subclass of a number
+
+
 def _tokens(value: Any, *, file: str, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise TraceFormatError(f"expected a token count (integer >= 0), got {value!r}",
@@ -165,8 +176,7 @@ def vllm_runs(result: dict[str, Any], *, file: str, prefix: str = "",
         if not isinstance(raw, list):
             raise TraceFormatError(f"expected a list of seconds, got {type(raw).__name__}",
                                    file=file, field=f"{field_prefix}itls[{i}]")
-        itl = np.array([_seconds(v, file=file, field=f"{field_prefix}itls[{i}][{j}]")
-                        for j, v in enumerate(raw)], dtype=np.float64)
+        itl = _seconds_list(raw, file=file, field=f"{field_prefix}itls[{i}]")
         ttft_ms[i] = ttft * 1e3
         steps[i] = itl.size
         if e:
@@ -189,8 +199,11 @@ def vllm_runs(result: dict[str, Any], *, file: str, prefix: str = "",
             zero = itl == 0
             d_lat.append(np.where(zero, np.nan, itl * 1e3))
             d_ok.append(~zero)
-            d_err.extend("zero inter-token latency (two chunks read at the same instant)"
-                         if z else None for z in zero)
+            if zero.any():
+                d_err.extend("zero inter-token latency (two chunks read at the same instant)"
+                             if z else None for z in zero)
+            else:
+                d_err.extend([None] * itl.size)
             d_req.append(np.full(itl.size, i))
             d_step.append(np.arange(1, itl.size + 1))
 
