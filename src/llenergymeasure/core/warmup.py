@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from llenergymeasure.config.models import WarmupConfig
+from llenergymeasure.core.inference import (  # re-exported: importable from the driver module
+    create_warmup_inference_fn as create_warmup_inference_fn,
+)
 from llenergymeasure.criteria.base import Criterion
 from llenergymeasure.criteria.registry import make_criterion
 from llenergymeasure.criteria.stopping import StopRule
