@@ -5,7 +5,7 @@ Every criterion is a :class:`Criterion`: ``update(x)`` consumes one sample,
 :class:`StopRule` turns verdicts into a stop. Criteria are built by name with
 :func:`make_criterion`; :func:`available_criteria` lists them. Any registered
 criterion class is also reachable as an attribute of this package by its class
-name (``llenergymeasure.criteria.RollingCV``).
+name (``llenergymeasure.criteria.RollingCV``), importing only its module.
 """
 
 from __future__ import annotations
@@ -50,11 +50,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Expose every registered criterion class by its class name."""
+    """Expose every criterion class by its class name, importing only its module."""
+    if name.startswith("__"):
+        raise AttributeError(f"module 'llenergymeasure.criteria' has no attribute {name!r}")
     from llenergymeasure.criteria import registry
 
-    for cname in registry.available_criteria():
-        cls = registry.criterion_class(cname)
+    for cname, (_, cls_name) in registry.BUILTIN_CRITERIA.items():
+        if cls_name == name:
+            return registry.criterion_class(cname)
+    for cls in registry.load_all():
         if cls.__name__ == name:
             return cls
     raise AttributeError(f"module 'llenergymeasure.criteria' has no attribute {name!r}")

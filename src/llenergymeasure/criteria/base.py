@@ -28,6 +28,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llenergymeasure.criteria._spec import format_spec, param_names
+
 try:  # Python >= 3.11
     from typing import Self
 except ImportError:  # pragma: no cover - Python 3.10
@@ -279,8 +281,6 @@ class Criterion(abc.ABC):
     @property
     def spec(self) -> str:
         """Canonical spec string; ``make_criterion(c.spec)`` rebuilds an equal criterion."""
-        from llenergymeasure.criteria.registry import format_spec
-
         return format_spec(self.name, self.get_params(), self.Params)
 
     def clone(self) -> Self:
@@ -423,12 +423,6 @@ def format_statistic(label: str, value: float, threshold: float | None, percent:
     if threshold is not None:
         text += f" target={fmt(threshold)}"
     return text
-
-
-def param_names(params: type[BaseModel]) -> list[str]:
-    """Parameter names of a criterion's model, its own first and ``signal`` last."""
-    names = [n for n in params.model_fields if n != "signal"]
-    return names + (["signal"] if "signal" in params.model_fields else [])
 
 
 def _format_validation_error(
