@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from llenergymeasure.criteria.base import Criterion, Evaluation
+from llenergymeasure.criteria.base import TIE_SLACK, Criterion, Evaluation
 
 __all__ = [
     "OUTLIER_FACTOR",
@@ -75,8 +75,6 @@ def pool(
     return prefix[idx]
 
 
-#: Relative slack on the outlier bounds (a value on a bound is kept in any unit).
-_BOUND_SLACK = 1e-12
 
 
 def filter_outliers(values: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
@@ -90,8 +88,8 @@ def filter_outliers(values: NDArray[np.float64], factor: float) -> NDArray[np.fl
     if not med > 0:
         return values
     ratio = values / med
-    return values[(ratio >= (1.0 - _BOUND_SLACK) / factor)
-                  & (ratio <= factor * (1.0 + _BOUND_SLACK))]
+    return values[(ratio >= (1.0 - TIE_SLACK) / factor)
+                  & (ratio <= factor * (1.0 + TIE_SLACK))]
 
 
 def max_abs_delta(s: NDArray[np.float64], h: int) -> NDArray[np.float64]:

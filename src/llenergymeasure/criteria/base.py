@@ -38,18 +38,28 @@ except ImportError:  # pragma: no cover - Python 3.10
 __all__ = [
     "COST_CLASSES",
     "SWEEP_OPERATORS",
+    "TIE_SLACK",
     "Criterion",
     "CriterionConfigError",
     "CriterionParams",
     "Evaluation",
     "InvalidSampleError",
     "Signals",
+    "snap",
 ]
 
 #: A mapping from signal name (``"latency_ms"``, ``"temperature_c"``, ...) to values.
 Signals = Mapping[str, Any]
 
 DEFAULT_SIGNAL = "latency_ms"
+
+#: Relative slack of a comparison with a limit: a quantity that lies exactly on a limit
+#: (frequent with quantised timings) rounds to either side of it depending on the unit of
+#: the series (s, ms, µs); a slack of `TIE_SLACK` times the data's magnitude on the
+#: compared difference makes the verdict the same in every unit.
+TIE_SLACK = 1e-12
+#: Significant digits kept by `snap`.
+SNAP_DIGITS = 12
 
 #: The values of `Criterion.cost_class`, cheapest first.
 COST_CLASSES: tuple[str, ...] = ("light", "moderate", "heavy")
@@ -146,6 +156,38 @@ class Evaluation:
             raise TypeError("Evaluation supports slicing only")
         trunc = None if self.truncation is None else self.truncation[item]
         return Evaluation(self.statistic[item], self.passed[item], trunc)
+
+
+def snap(values: ArrayLike) -> NDArray[np.float64]:
+    """Round a dimensionless statistic to `SNAP_DIGITS` (12) significant digits.
+
+    A ratio such as IQR / median that lies exactly on a threshold (0.1 from values
+    on a 0.1 grid) comes out as 0.1, 0.09999999999999998 or 0.10000000000000002
+    depending on the unit of the series; rounded to 12 significant digits, it is
+    0.1 in every unit, so `statistic < threshold` gives one verdict in s, ms and µs
+    and a threshold sweep on the statistic stays exact. NaN, infinities and 0 are
+    kept. The online and offline forms call this same function.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        exp = np.floor(np.log10(np.abs(a)))
+        scale = 10.0 ** (SNAP_DIGITS - 1 - exp)
+        out = np.round(a * scale) / scale
+    return np.where(np.isfinite(out), out, a)
+
+
+def first_minimum(values: NDArray[np.float64], scale: float) -> int:
+    """Index of the first value within rounding of the minimum (a tie-safe `argmin`).
+
+    `values` are in squared signal units (sums of squares, variances); two of them that
+    are equal mathematically differ in their last bits, and which is smaller can depend
+    on the unit of the series. The first index within `1e-9` of the minimum, relative to
+    it, or within `TIE_SLACK * scale**2` (`scale`: the series' magnitude, for a minimum
+    of 0) is taken, so that the choice is the same in every unit.
+    """
+    low = float(np.min(values))
+    tol = max(1e-9 * abs(low), TIE_SLACK * scale * scale)
+    return int(np.argmax(values <= low + tol))
 
 
 def _as_signal_array(x: ArrayLike | Signals, signal: str) -> NDArray[np.float64]:

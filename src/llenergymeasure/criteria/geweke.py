@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from llenergymeasure.criteria._windows import WindowedCriterion
-from llenergymeasure.criteria.base import CriterionConfigError, CriterionParams
+from llenergymeasure.criteria.base import TIE_SLACK, CriterionConfigError, CriterionParams
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["Geweke", "geweke_segments", "spectrum0_ar"]
@@ -226,9 +226,13 @@ class Geweke(WindowedCriterion):
         n_a, n_b = geweke_segments(windows.shape[1], p.frac1, p.frac2)
         a = windows[:, :n_a]
         b = windows[:, windows.shape[1] - n_b :]
-        diff = a.mean(axis=1) - b.mean(axis=1)
+        mean_a, mean_b = a.mean(axis=1), b.mean(axis=1)
+        diff = mean_a - mean_b
         denom = np.sqrt(spectrum0_ar(a) / n_a + spectrum0_ar(b) / n_b)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = diff / denom
-        z = np.where(denom == 0, np.where(diff == 0, 0.0, np.copysign(np.inf, diff)), z)
+        # Two flat segments: equal means (to TIE_SLACK of their magnitude, so that the
+        # rounding of the means in one unit or another does not matter) give z = 0.
+        same = np.abs(diff) <= TIE_SLACK * np.maximum(np.abs(mean_a), np.abs(mean_b))
+        z = np.where(denom == 0, np.where(same, 0.0, np.copysign(np.inf, diff)), z)
         return np.where(np.isinf(denom), 0.0, z)

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from llenergymeasure.criteria._autocov import SuffixAutocov, constant_suffix, fft_autocov
 from llenergymeasure.criteria._schedule import CheckResult, ScheduledTruncation, ScheduleParams
+from llenergymeasure.criteria.base import TIE_SLACK
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["MaxESS", "MaxESSResult", "max_ess_truncation", "statistical_inefficiencies"]
@@ -42,7 +43,7 @@ def _g_from_acf(c: NDArray[np.float64], n: int, mintime: int, fast: bool) -> flo
     if lags.size == 0:
         return 1.0
     cl = c[lags]
-    stop = np.flatnonzero((cl <= 0.0) & (lags > mintime))
+    stop = np.flatnonzero((cl <= TIE_SLACK) & (lags > mintime))
     end = int(stop[0]) if stop.size else lags.size
     terms = 2.0 * cl[:end] * (1.0 - lags[:end] / n) * incs[:end]
     return max(1.0, 1.0 + float(np.sum(terms)))
@@ -63,7 +64,10 @@ def statistical_inefficiencies(
         \Delta t,
 
     where the sum stops at the first lag :math:`t > \text{mintime}` with
-    :math:`C(t) \le 0` ("first negative", Chodera et al. 2007) or at
+    :math:`C(t) \le 0` ("first negative", Chodera et al. 2007; here
+    :math:`C(t) \le 10^{-12}`, so that an autocorrelation that is exactly 0 and
+    rounds to either sign depending on the unit of the series stops the sum in
+    every unit) or at
     :math:`t = N - 1`, :math:`\Delta t = 1` (or growing 1, 2, 3, ... when
     ``fast``), and :math:`g \ge 1`. This is pymbar's ``statistical_inefficiency``.
 
@@ -108,7 +112,7 @@ def statistical_inefficiencies(
             live[idx] = False
             break
         c = ac.lag(int(t), org[idx]) / ((nn[idx] - t) * sigma2[idx])
-        stop = (c <= 0.0) & (t > mintime)
+        stop = (c <= TIE_SLACK) & (t > mintime)
         go = idx[~stop]
         g[go] += 2.0 * c[~stop] * (1.0 - t / nn[go]) * inc
         live[idx[stop]] = False

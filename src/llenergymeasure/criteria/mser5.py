@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import Field
 
 from llenergymeasure.criteria._schedule import CheckResult, ScheduledTruncation
-from llenergymeasure.criteria.base import CriterionParams
+from llenergymeasure.criteria.base import CriterionParams, first_minimum
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["MSER5", "batch_means", "mser_curve"]
@@ -148,5 +148,5 @@ class MSER5(ScheduledTruncation):
         p = self.params
         y = batch_means(x, p.batch_size)
         b = y.shape[0]
-        k = int(np.argmin(mser_curve(y)))
+        k = first_minimum(mser_curve(y), float(np.max(np.abs(y))))
         return CheckResult(k / b, k <= math.floor(p.max_fraction * b), p.batch_size * k)

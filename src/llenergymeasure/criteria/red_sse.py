@@ -10,6 +10,7 @@ from pydantic import Field
 
 from llenergymeasure.criteria._autocov import SuffixAutocov
 from llenergymeasure.criteria._schedule import CheckResult, ScheduledTruncation, ScheduleParams
+from llenergymeasure.criteria.base import first_minimum
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["RedSSE", "sse_curve_window"]
@@ -123,7 +124,7 @@ class RedSSE(ScheduledTruncation):
     def _check(self, x: NDArray[np.float64]) -> CheckResult:
         p = self.params
         sse = sse_curve_window(x, p.frac_padding)
-        t0 = int(np.argmin(sse))
+        t0 = first_minimum(sse, float(np.max(np.abs(x))))
         mean = float(np.mean(x[t0:]))
         rse = math.sqrt(sse[t0]) / abs(mean) if mean != 0 else math.nan
         n = x.shape[0]
