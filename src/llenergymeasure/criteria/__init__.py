@@ -18,6 +18,7 @@ from llenergymeasure.criteria.base import (
     CriterionParams,
     Evaluation,
     InvalidSampleError,
+    Truncation,
 )
 from llenergymeasure.criteria.registry import (
     CriterionRegistrationError,
@@ -41,6 +42,7 @@ __all__ = [
     "StopDecision",
     "StopRule",
     "StopTracker",
+    "Truncation",
     "available_criteria",
     "criterion_class",
     "criterion_info",

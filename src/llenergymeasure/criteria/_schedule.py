@@ -99,6 +99,13 @@ class ScheduledTruncation(Criterion):
     def _check(self, x: NDArray[np.float64]) -> CheckResult:
         """Analyse the prefix ``x`` (a fresh array) and return the verdict."""
 
+    def _whole_series(
+        self, x: NDArray[np.float64], t: NDArray[np.float64] | None
+    ) -> tuple[float, bool, int]:
+        """One analysis of the whole series, whether or not its length is a check point."""
+        res = self._check(x.copy())
+        return float(res.statistic), bool(res.passed), int(res.truncation)
+
     # ------------------------------------------------------------------ online
     def _reset(self) -> None:
         self._buf = np.empty(64)

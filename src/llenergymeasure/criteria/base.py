@@ -176,6 +176,23 @@ def snap(values: ArrayLike) -> NDArray[np.float64]:
     return np.where(np.isfinite(out), out, a)
 
 
+@dataclass(frozen=True)
+class Truncation:
+    """The one-shot truncation of a whole series by a truncation method (`truncate`).
+
+    Attributes
+    ----------
+    index : int or None
+        How many leading samples to discard; `None` when the criterion does not pass on
+        the whole series (its cut is not usable, e.g. an MSER cut in the second half).
+    reason : str
+        Why: the cut and the statistic it was accepted or rejected on.
+    """
+
+    index: int | None
+    reason: str
+
+
 def first_minimum(values: NDArray[np.float64], scale: float) -> int:
     """Index of the first value within rounding of the minimum (a tie-safe `argmin`).
 
@@ -445,6 +462,73 @@ class Criterion(abc.ABC):
             if trunc is not None:
                 trunc[i] = twin.truncation_
         return Evaluation(stat, passed, trunc)
+
+    # -------------------------------------------------------------- truncation
+    def truncate(self, x: ArrayLike | Signals, t: ArrayLike | None = None) -> Truncation:
+        """The one-shot truncation of a whole series (truncation methods only).
+
+        `Evaluation.truncation` holds the cut after every sample, but a cut is
+        meaningful only where the criterion passes: an MSER cut in the second half of
+        the series, or a PELT steady run shorter than `min_segment`, is no truncation
+        point. `truncate` analyses the whole series once and returns the cut when the
+        criterion passes on it, else `None`, with the reason either way.
+
+        Parameters
+        ----------
+        x : array_like or mapping
+            The whole series (or a mapping / DataFrame of signals).
+        t : array_like, optional
+            Sample times in seconds, for criteria that need them.
+
+        Returns
+        -------
+        Truncation
+
+        Raises
+        ------
+        TypeError
+            If the criterion does not estimate a truncation point (`yields_truncation`
+            is False).
+        InvalidSampleError
+            At the first NaN or infinite value.
+        """
+        if not self.yields_truncation:
+            raise TypeError(
+                f"criterion {self.name!r} does not estimate a truncation point "
+                "(yields_truncation is False); use evaluate()"
+            )
+        arr = _as_signal_array(x, self.signal)
+        check_finite(arr, self.signal)
+        times = _as_time_array(t, arr.shape[0])
+        if self.needs_time and times is None:
+            raise ValueError(f"criterion {self.name!r} needs sample times; pass t=")
+        n = arr.shape[0]
+        if n < self.min_samples:
+            return Truncation(
+                None, f"{n} samples: {self.name} needs at least {self.min_samples} to cut"
+            )
+        stat, passed, cut = self._whole_series(arr, times)
+        verdict = format_statistic(
+            self.statistic_label, stat, self.threshold, self.statistic_is_percent
+        )
+        if passed and cut >= 0:
+            return Truncation(int(cut), f"{self.name} passes on {n} samples ({verdict}): cut {cut}")
+        return Truncation(
+            None,
+            f"{self.name} does not pass on {n} samples ({verdict}): its cut {cut} is not usable",
+        )
+
+    def _whole_series(
+        self, x: NDArray[np.float64], t: NDArray[np.float64] | None
+    ) -> tuple[float, bool, int]:
+        """Statistic, verdict and truncation after the last sample of the whole series.
+
+        The default takes the last entry of `evaluate`; criteria that analyse the prefix
+        only at check points override it with one analysis of the whole series.
+        """
+        ev = self._evaluate(x, t)
+        trunc = -1 if ev.truncation is None else int(ev.truncation[-1])
+        return float(ev.statistic[-1]), bool(ev.passed[-1]), trunc
 
     # ------------------------------------------------------------------ display
     def describe(self) -> str:
