@@ -1,9 +1,9 @@
 """Pluggable convergence criteria, online and offline.
 
-Every criterion is a :class:`Criterion`: ``update(x)`` consumes one sample,
+Every criterion is a `Criterion`: ``update(x)`` consumes one sample,
 ``evaluate(array)`` evaluates a whole series, and the two agree exactly. A
-:class:`StopRule` turns verdicts into a stop. Criteria are built by name with
-:func:`make_criterion`; :func:`available_criteria` lists them. Any registered
+`StopRule` turns verdicts into a stop. Criteria are built by name with
+`make_criterion`; `available_criteria` lists them. Any registered
 criterion class is also reachable as an attribute of this package by its class
 name (``llenergymeasure.criteria.RollingCV``), importing only its module.
 """

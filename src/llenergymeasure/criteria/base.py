@@ -2,13 +2,13 @@
 
 A *criterion* looks at a stream of samples (latencies, temperatures, ...) and
 says, after every sample, a statistic and whether it *passes*. A
-:class:`~llenergymeasure.criteria.stopping.StopRule` turns those verdicts into a
+`StopRule` turns those verdicts into a
 stop. Every criterion has two forms that must agree exactly:
 
-* online: :meth:`Criterion.update` consumes one value and updates
+* online: `Criterion.update` consumes one value and updates
   ``statistic_``, ``passed_`` and ``n_seen_``;
-* offline: :meth:`Criterion.evaluate` takes a whole array and returns an
-  :class:`Evaluation` whose entry ``t`` depends only on ``x[: t + 1]``.
+* offline: `Criterion.evaluate` takes a whole array and returns an
+  `Evaluation` whose entry ``t`` depends only on ``x[: t + 1]``.
 
 The design follows the estimator conventions of scikit-learn (configuration
 in the constructor, learnt state with a trailing underscore) and the online
@@ -220,7 +220,7 @@ def _as_signal_array(x: ArrayLike | Signals, signal: str) -> NDArray[np.float64]
 
 
 def check_finite(x: NDArray[np.float64], signal: str, offset: int = 0) -> None:
-    """Raise :class:`InvalidSampleError` at the first non-finite value of ``x``."""
+    """Raise `InvalidSampleError` at the first non-finite value of ``x``."""
     if x.ndim != 1:
         raise ValueError(f"a criterion evaluates a 1-D series, got shape {x.shape}")
     bad = ~np.isfinite(x)
@@ -242,9 +242,9 @@ class Criterion(abc.ABC):
     """Base class of all convergence criteria.
 
     Subclasses set the class attributes, declare a nested ``Params`` model
-    (a :class:`CriterionParams` subclass) and implement :meth:`_reset` and
-    :meth:`_update`; they should override :meth:`_evaluate` with a vectorised
-    form that agrees with :meth:`_update`.
+    (a `CriterionParams` subclass) and implement `_reset` and
+    `_update`; they should override `_evaluate` with a vectorised
+    form that agrees with `_update`.
 
     Parameters
     ----------
@@ -260,7 +260,7 @@ class Criterion(abc.ABC):
     passed_ : bool
         Whether the criterion passed at the last update.
     n_seen_ : int
-        Number of values seen since the last :meth:`reset`.
+        Number of values seen since the last `reset`.
     truncation_ : int or None
         For truncation methods, the current estimate of the number of leading
         samples to discard (-1 while undefined); ``None`` otherwise.
@@ -307,7 +307,7 @@ class Criterion(abc.ABC):
 
     # ------------------------------------------------------------------ config
     def _validate(self) -> None:  # noqa: B027 - optional hook, empty by default
-        """Cross-parameter checks; raise :class:`CriterionConfigError`."""
+        """Cross-parameter checks; raise `CriterionConfigError`."""
 
     def get_params(self) -> dict[str, Any]:
         """Return the parameters as a plain dict (``signal`` included)."""
@@ -446,7 +446,7 @@ class Criterion(abc.ABC):
         return self._evaluate(arr, times)
 
     def _evaluate(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
-        """Reference offline form: replay :meth:`_update` on a fresh copy."""
+        """Reference offline form: replay `_update` on a fresh copy."""
         return self._replay(x, t)
 
     def _replay(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:

@@ -20,7 +20,7 @@ DEGENERATE_RTOL = 1e-12
 
 
 class GewekeParams(CriterionParams):
-    """Parameters of :class:`Geweke`."""
+    """Parameters of `Geweke`."""
 
     window: int = Field(
         100,
@@ -129,7 +129,7 @@ class Geweke(WindowedCriterion):
 
     With segment A the first :math:`n_A \approx 10\,\%` and segment B the last
     :math:`n_B \approx 50\,\%` of the window (bounds as ``coda::geweke.diag``,
-    see :func:`geweke_segments`),
+    see `geweke_segments`),
 
     .. math::
 
@@ -139,7 +139,7 @@ class Geweke(WindowedCriterion):
     where :math:`\hat S(0)` is the spectral density at frequency zero, i.e.
     :math:`2\pi` times the long-run variance of the segment: here from an
     AIC-selected Yule–Walker AR fit, as coda's ``spectrum0.ar`` (see
-    :func:`spectrum0_ar`), which accounts for autocorrelation between
+    `spectrum0_ar`), which accounts for autocorrelation between
     consecutive latencies. The criterion passes when :math:`|z| <` ``z_crit``
     (1.96, the two-sided 5 % normal quantile Geweke's test uses). When both
     spectral densities are 0 (constant segments) :math:`z` is 0 for equal

@@ -22,7 +22,7 @@ TORCH_MIN_VALUES = 4
 
 
 class IQRMedianParams(CriterionParams):
-    """Parameters of :class:`IQRMedian`."""
+    """Parameters of `IQRMedian`."""
 
     window: int | None = Field(
         20,

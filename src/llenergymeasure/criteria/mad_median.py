@@ -19,7 +19,7 @@ MAD_NORMAL_CONSISTENCY = 1.482602218505602
 
 
 class MADMedianParams(CriterionParams):
-    """Parameters of :class:`MADMedian`."""
+    """Parameters of `MADMedian`."""
 
     window: int = Field(20, ge=3, description="Number of trailing samples in the window.")
     threshold: float = Field(

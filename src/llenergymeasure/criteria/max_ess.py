@@ -72,7 +72,7 @@ def statistical_inefficiencies(
     ``fast``), and :math:`g \ge 1`. This is pymbar's ``statistical_inefficiency``.
 
     Lags are computed for all origins together by
-    :class:`~llenergymeasure.criteria._autocov.SuffixAutocov` (O(n) per lag);
+    `SuffixAutocov` (O(n) per lag);
     once more than ``LAG_CAP`` lag steps and ``FFT_STEPS`` steps per origin still
     summing have been done, the remaining origins get the whole ACF by FFT
     (O(N log N) each), so the work is at most about twice the cheaper of the two.
@@ -120,7 +120,7 @@ def statistical_inefficiencies(
 
 
 class MaxESSResult(NamedTuple):
-    """Outcome of :func:`max_ess_truncation`."""
+    """Outcome of `max_ess_truncation`."""
 
     t0: int
     g: float
@@ -138,7 +138,7 @@ def max_ess_truncation(
         N_\mathrm{eff}(t), \qquad
         N_\mathrm{eff}(t) = \frac{T - t + \text{neff\_offset}}{g(t)},
 
-    with :math:`g(t)` from :func:`statistical_inefficiencies` and stride
+    with :math:`g(t)` from `statistical_inefficiencies` and stride
     :math:`s` = ``nskip``. The segment ``x[t:]`` has :math:`T - t` samples, so
     ``neff_offset=0`` is the correct count; pymbar's ``detect_equilibration``
     uses :math:`T - t + 1` (``neff_offset=1`` reproduces it, which can move the
@@ -170,7 +170,7 @@ def max_ess_truncation(
 
 
 class MaxESSParams(ScheduleParams):
-    """Parameters of :class:`MaxESS`."""
+    """Parameters of `MaxESS`."""
 
     nskip: int = Field(1, ge=1, le=10_000, description="Stride between candidate origins.")
     mintime: int = Field(
@@ -192,7 +192,7 @@ class MaxESS(ScheduledTruncation):
     r"""Chodera's maximum effective sample size truncation, re-evaluated on a schedule.
 
     At each check point the prefix of length :math:`n` is analysed by
-    :func:`max_ess_truncation`; the truncation is :math:`t_0`, the statistic the
+    `max_ess_truncation`; the truncation is :math:`t_0`, the statistic the
     effective sample size :math:`N_\mathrm{eff}(t_0) = (n - t_0)/g(t_0)`, and the
     criterion passes when
 

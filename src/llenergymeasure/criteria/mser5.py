@@ -60,7 +60,7 @@ def mser_curve(y: ArrayLike) -> NDArray[np.float64]:
 
 
 class MSER5Params(CriterionParams):
-    """Parameters of :class:`MSER5`."""
+    """Parameters of `MSER5`."""
 
     batch_size: int = Field(5, ge=1, le=100, description="Batch size m (5 for MSER-5, 1 for MSER).")
     max_fraction: float = Field(
@@ -80,9 +80,9 @@ class MSER5(ScheduledTruncation):
     r"""MSER-m truncation (MSER-5 by default) with White's first-half rule.
 
     The samples seen so far are cut into :math:`b = \lfloor n/m \rfloor` batch
-    means :math:`Y_1, \dots, Y_b` (:func:`batch_means`). The optimal cut is the
+    means :math:`Y_1, \dots, Y_b` (`batch_means`). The optimal cut is the
     first minimiser of the marginal standard error over the whole admissible
-    range (:func:`mser_curve`),
+    range (`mser_curve`),
 
     .. math::
 

@@ -20,7 +20,7 @@ NVBENCH_MIN_SD_VALUES = 5
 
 
 class NVBenchStdRelParams(CriterionParams):
-    """Parameters of :class:`NVBenchStdRel`."""
+    """Parameters of `NVBenchStdRel`."""
 
     max_noise: float = Field(
         0.005, gt=0, lt=1, description="Pass when the relative stdev of all samples so far is "

@@ -154,7 +154,7 @@ def segment_costs(
 ) -> NDArray[np.float64]:
     """Cost of every segment of a ruptures-style breakpoint list (ending with ``n``).
 
-    The costs are those :func:`pelt_changepoints` minimises, with the same ``cost``,
+    The costs are those `pelt_changepoints` minimises, with the same ``cost``,
     ``var_floor`` and ``var_floor_mode``; their sum is the unpenalised objective.
     """
     arr = np.asarray(x, dtype=np.float64)
@@ -201,7 +201,7 @@ def pelt_changepoints(
       segments; note that this floor is absolute, in squared signal units). With
       ``var_floor_mode="replace"`` the cost is :math:`m \log \hat\sigma^2`, with
       :math:`\hat\sigma^2 \le 0` replaced by :math:`\epsilon`: R ``changepoint``'s
-      ``cpt.meanvar`` with :data:`R_CHANGEPOINT_VAR_FLOOR` (:math:`10^{-11}`), which
+      ``cpt.meanvar`` with `R_CHANGEPOINT_VAR_FLOOR` (:math:`10^{-11}`), which
       leaves series of tiny variance (e.g. JMH times in seconds) untouched;
     * ``l2`` (mean change): :math:`m \hat\sigma^2`.
 
@@ -218,7 +218,7 @@ def pelt_changepoints(
     x : array_like, shape (n,)
         The series (finite values).
     penalty : float or {"bic", "mbic", "15log"}
-        Penalty per segment, or a rule resolved by :func:`resolve_penalty`.
+        Penalty per segment, or a rule resolved by `resolve_penalty`.
     cost : {"normal", "l2"}, default "normal"
         Segment cost.
     min_size : int, default 2
@@ -365,7 +365,7 @@ def merge_equivalent_segments(
 
 
 class PELTParams(ScheduleParams):
-    """Parameters of :class:`PELT`."""
+    """Parameters of `PELT`."""
 
     penalty: PenaltyValue | PenaltyName = Field(
         "15log",
@@ -401,10 +401,10 @@ class PELTParams(ScheduleParams):
 class PELT(ScheduledTruncation):
     r"""Truncate at the start of the steady run found by PELT changepoints (Barrett et al.).
 
-    At each check point (see :mod:`llenergymeasure.criteria._schedule`) the
-    prefix :math:`x_{0:n}` is segmented by :func:`pelt_changepoints`; the last
+    At each check point (see `llenergymeasure.criteria._schedule`) the
+    prefix :math:`x_{0:n}` is segmented by `pelt_changepoints`; the last
     segment and the run of segments equivalent to it
-    (:func:`merge_equivalent_segments`, with
+    (`merge_equivalent_segments`, with
     :math:`\delta = \text{delta} \cdot \min_S |\mu_S|`) form the steady state.
     The truncation :math:`t_0` is the start of that merged run; the statistic is
     its length :math:`n - t_0`, and the criterion passes when
@@ -414,8 +414,8 @@ class PELT(ScheduledTruncation):
         n - t_0 \ge \text{min\_segment}.
 
     **Scale.** PELT segments the prefix divided by its median magnitude
-    (:func:`magnitude`), with the ``normal`` cost's variance floor
-    :data:`PELT_RELATIVE_VAR_FLOOR` (:math:`10^{-8}`) added as in ruptures: the
+    (`magnitude`), with the ``normal`` cost's variance floor
+    `PELT_RELATIVE_VAR_FLOOR` (:math:`10^{-8}`) added as in ruptures: the
     floor is :math:`10^{-8}` times the squared median, not an absolute
     :math:`10^{-6}` in squared signal units, so the same series in s, ms or µs
     gives the same cut, and a numerical ``l2`` penalty is in units of the
@@ -432,7 +432,7 @@ class PELT(ScheduledTruncation):
     Parameters
     ----------
     penalty : float or {"bic", "mbic", "15log"}, default "15log"
-        PELT penalty (:func:`resolve_penalty`).
+        PELT penalty (`resolve_penalty`).
     cost : {"normal", "l2"}, default "normal"
         Segment cost.
     min_size : int, default 2

@@ -14,7 +14,7 @@ __all__ = ["PyperfHalves"]
 
 
 class PyperfHalvesParams(CriterionParams):
-    """Parameters of :class:`PyperfHalves` (defaults of pyperf 2.x ``_worker.py``)."""
+    """Parameters of `PyperfHalves` (defaults of pyperf 2.x ``_worker.py``)."""
 
     sample_size: int = Field(
         20,

@@ -61,7 +61,7 @@ def sse_curve_window(x: ArrayLike, frac_padding: float = 0.1) -> NDArray[np.floa
 
 
 class RedSSEParams(ScheduleParams):
-    """Parameters of :class:`RedSSE`."""
+    """Parameters of `RedSSE`."""
 
     frac_padding: float = Field(
         0.1,
@@ -79,7 +79,7 @@ class RedSSE(ScheduledTruncation):
     r"""Truncate where the squared standard error of the remaining mean is smallest (red-molsim).
 
     At each check point the prefix of length :math:`n` gives the curve
-    :func:`sse_curve_window`; the truncation is its first minimiser
+    `sse_curve_window`; the truncation is its first minimiser
     :math:`t_0 = \operatorname{arg\,min}_t \mathrm{SSE}(t)`. The statistic is
     the relative standard error of the kept mean,
     :math:`\sqrt{\mathrm{SSE}(t_0)} / |\bar x_{t_0:n}|`, and the criterion passes

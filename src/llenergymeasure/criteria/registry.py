@@ -384,7 +384,7 @@ def make_criterion(spec: str | Criterion, **params: Any) -> Criterion:
     spec : str or Criterion
         ``"name"``, ``"name:key=value,..."`` or a composite such as
         ``"all_of(rolling_cv:threshold=0.02,min_duration:seconds=60)"``. A
-        :class:`Criterion` instance is returned as a fresh clone.
+        `Criterion` instance is returned as a fresh clone.
     **params
         Parameters of the (outer) criterion; they override those in ``spec``.
 
