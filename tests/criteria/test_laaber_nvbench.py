@@ -43,10 +43,11 @@ tied_series = st.lists(st.integers(1, 5), min_size=0, max_size=70).map(
 
 def assert_online_offline(spec: str, x: NDArray[np.float64]) -> None:
     crit = make_criterion(spec)
-    ev = crit.evaluate(x)
+    t = np.cumsum(x) / 1000.0 if crit.needs_time else None
+    ev = crit.evaluate(x, t)
     stat, passed = [], []
-    for v in x:
-        crit.update(float(v))
+    for i, v in enumerate(x):
+        crit.update(float(v), None if t is None else float(t[i]))
         stat.append(crit.statistic_)
         passed.append(crit.passed_)
     np.testing.assert_array_equal(ev.statistic, np.asarray(stat, dtype=np.float64))
@@ -54,11 +55,37 @@ def assert_online_offline(spec: str, x: NDArray[np.float64]) -> None:
 
 
 # ------------------------------------------------------------ NVBench stdrel
+def ms_times(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Sample times of back-to-back samples whose values are durations in ms."""
+    return np.cumsum(x) / 1000.0
+
+
+def test_stdrel_min_time_reads_sample_times_not_values() -> None:
+    """The same values with times twice as slow pass ``min_time`` at half the sample count;
+    without times the criterion refuses to run (it never sums values)."""
+    x = 10.0 * (1.0 + 0.002 * np.random.default_rng(0).standard_normal(400))
+    crit = NVBenchStdRel(min_samples=3)
+    fast = np.arange(1, 401) * 0.01  # 10 ms per sample
+    slow = np.arange(1, 401) * 0.02  # 20 ms per sample, the same values
+    assert StopRule().stop_index(crit.evaluate(x, fast)) == 50  # t = 0.51 s > 0.5
+    assert StopRule().stop_index(crit.evaluate(x, slow)) == 25  # t = 0.52 s > 0.5
+    # the values in seconds: the same stops (nothing sums the values)
+    assert StopRule().stop_index(crit.evaluate(x / 1000.0, fast)) == 50
+    with pytest.raises(ValueError, match="needs sample times"):
+        crit.evaluate(x)
+    with pytest.raises(ValueError, match="needs sample times"):
+        crit.update(10.0)
+
+
 def nvbench_stdrel_reference(
     x: NDArray[np.float64], *, max_noise: float = 0.005, min_time: float = 0.5,
     units_per_second: float = 1000.0, min_samples: int = 10, history: int = 512,
 ) -> tuple[list[float], list[bool]]:
-    """Transcription of NVBench's stdrel_criterion and measure_cold::is_finished."""
+    """Transcription of NVBench's stdrel_criterion and measure_cold::is_finished.
+
+    NVBench's samples are CUDA times and ``min_time`` bounds their sum; here the
+    samples are durations in ``1 / units_per_second`` s, back to back.
+    """
 
     def standard_deviation(values: list[float], mean: float) -> float:
         if len(values) < 5:
@@ -94,7 +121,7 @@ def test_stdrel_quiet_series_stops_when_min_time_is_reached() -> None:
     """0.2% noise is under max-noise from the 5th sample: the stop is the first sample at
     which the summed latency exceeds 0.5 s (10 ms samples: the 51st)."""
     x = 10.0 * (1.0 + 0.002 * np.random.default_rng(0).standard_normal(200))
-    ev = NVBenchStdRel().evaluate(x)
+    ev = NVBenchStdRel().evaluate(x, ms_times(x))
     first_over = int(np.argmax(np.cumsum(x) > 500.0))
     assert StopRule().stop_index(ev) == first_over
     assert 45 <= first_over <= 55
@@ -104,7 +131,7 @@ def test_stdrel_noisy_series_stops_by_noise_convergence() -> None:
     """5% noise never meets max-noise 0.5%; NVBench then stops once the noise history has
     converged, at a sample count that is a multiple of 16 with more than 64 noise values."""
     x = 10.0 * (1.0 + 0.05 * np.random.default_rng(1).standard_normal(1500))
-    ev = NVBenchStdRel().evaluate(x)
+    ev = NVBenchStdRel().evaluate(x, ms_times(x))
     stop = StopRule().stop_index(ev)
     assert stop is not None
     assert (stop + 1) % 16 == 0 and stop + 1 - 4 > 64
@@ -120,7 +147,7 @@ def test_stdrel_matches_nvbench_transcription(seed: int, history: int) -> None:
     n = 700
     i = np.arange(n)
     x = 10.0 * (1 + 0.5 * np.exp(-i / 40)) * (1 + 0.03 * rng.standard_normal(n))
-    ev = NVBenchStdRel(noise_history=history, min_time=0.2).evaluate(x)
+    ev = NVBenchStdRel(noise_history=history, min_time=0.2).evaluate(x, ms_times(x))
     stat, finished = nvbench_stdrel_reference(x, history=history, min_time=0.2)
     np.testing.assert_allclose(ev.statistic, stat, rtol=1e-9)
     np.testing.assert_array_equal(ev.passed, finished)

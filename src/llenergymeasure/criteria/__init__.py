@@ -1,11 +1,11 @@
 """Pluggable convergence criteria, online and offline.
 
-Every criterion is a :class:`Criterion`: ``update(x)`` consumes one sample,
+Every criterion is a `Criterion`: ``update(x)`` consumes one sample,
 ``evaluate(array)`` evaluates a whole series, and the two agree exactly. A
-:class:`StopRule` turns verdicts into a stop. Criteria are built by name with
-:func:`make_criterion`; :func:`available_criteria` lists them. Any registered
+`StopRule` turns verdicts into a stop. Criteria are built by name with
+`make_criterion`; `available_criteria` lists them. Any registered
 criterion class is also reachable as an attribute of this package by its class
-name (``llenergymeasure.criteria.RollingCV``).
+name (``llenergymeasure.criteria.RollingCV``), importing only its module.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from llenergymeasure.criteria.base import (
     CriterionParams,
     Evaluation,
     InvalidSampleError,
+    Truncation,
 )
 from llenergymeasure.criteria.registry import (
     CriterionRegistrationError,
@@ -41,6 +42,7 @@ __all__ = [
     "StopDecision",
     "StopRule",
     "StopTracker",
+    "Truncation",
     "available_criteria",
     "criterion_class",
     "criterion_info",
@@ -50,11 +52,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Expose every registered criterion class by its class name."""
+    """Expose every criterion class by its class name, importing only its module."""
+    if name.startswith("__"):
+        raise AttributeError(f"module 'llenergymeasure.criteria' has no attribute {name!r}")
     from llenergymeasure.criteria import registry
 
-    for cname in registry.available_criteria():
-        cls = registry.criterion_class(cname)
+    for cname, (_, cls_name) in registry.BUILTIN_CRITERIA.items():
+        if cls_name == name:
+            return registry.criterion_class(cname)
+    for cls in registry.load_all():
         if cls.__name__ == name:
             return cls
     raise AttributeError(f"module 'llenergymeasure.criteria' has no attribute {name!r}")

@@ -19,7 +19,7 @@ of the series, close to the steady level), :math:`D_i = \\sum_{j \\ge i} d_j`,
 so one lag costs O(n) for *all* origins (a reversed cumulative sum of
 :math:`d_j d_{j+k}`). Looping over the few lags a rule needs is far cheaper than
 one autocorrelation function per origin; origins that need many lags are
-handed to an FFT (:func:`fft_autocov`, O(m log m) per origin).
+handed to an FFT (`fft_autocov`, O(m log m) per origin).
 
 This module is private: it holds no criterion of its own.
 """

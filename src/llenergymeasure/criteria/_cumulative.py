@@ -53,7 +53,7 @@ def cumulative_mean_sd(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDA
 
 
 class RunningMeanSD:
-    """Online twin of :func:`cumulative_mean_sd`: push samples, read the prefix's moments."""
+    """Online twin of `cumulative_mean_sd`: push samples, read the prefix's moments."""
 
     __slots__ = ("_ref", "_s1", "_s2", "n")
 

@@ -4,21 +4,21 @@ Laaber et al. stop a JMH warmup when a statistic of *all measurements so far*
 has stopped changing over the last ``h`` iterations. Here one sample is one
 iteration. The pieces:
 
-* :func:`pool`: the measurements so far, or a seeded random subsample of
+* `pool`: the measurements so far, or a seeded random subsample of
   ``size`` of them (the original subsamples 1,000 or 10,000 values to bound
   the cost). The subsample at step ``i`` is drawn from
   ``numpy.random.default_rng([seed, i])``, so it depends only on the prefix
   and the step, and the online and offline forms draw the same one.
-* :func:`filter_outliers`: the original's outlier filter, keep
+* `filter_outliers`: the original's outlier filter, keep
   ``median / factor <= x <= factor * median`` (factor 10).
-* :class:`History` / :func:`max_abs_delta` / :func:`trailing_min`: the
+* `History` / `max_abs_delta` / `trailing_min`: the
   variability of the last ``h`` statistic values, online and offline.
-* :class:`CumulativeCriterion`: a base class that keeps the series, computes a
+* `CumulativeCriterion`: a base class that keeps the series, computes a
   per-step statistic with one shared function (so both forms do identical
   arithmetic) and turns it into a variability and a verdict.
-* :class:`DeltaCriterion`: the CV and RCIW form of it, pass when the largest
+* `DeltaCriterion`: the CV and RCIW form of it, pass when the largest
   change of the statistic over the last ``h`` values is below ``threshold``;
-  :func:`delta_history_field` is their shared ``history`` parameter.
+  `delta_history_field` is their shared ``history`` parameter.
 
 References
 ----------
@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from llenergymeasure.criteria.base import Criterion, Evaluation
+from llenergymeasure.criteria.base import TIE_SLACK, Criterion, Evaluation
 
 __all__ = [
     "OUTLIER_FACTOR",
@@ -75,8 +75,6 @@ def pool(
     return prefix[idx]
 
 
-#: Relative slack on the outlier bounds (a value on a bound is kept in any unit).
-_BOUND_SLACK = 1e-12
 
 
 def filter_outliers(values: NDArray[np.float64], factor: float) -> NDArray[np.float64]:
@@ -90,8 +88,8 @@ def filter_outliers(values: NDArray[np.float64], factor: float) -> NDArray[np.fl
     if not med > 0:
         return values
     ratio = values / med
-    return values[(ratio >= (1.0 - _BOUND_SLACK) / factor)
-                  & (ratio <= factor * (1.0 + _BOUND_SLACK))]
+    return values[(ratio >= (1.0 - TIE_SLACK) / factor)
+                  & (ratio <= factor * (1.0 + TIE_SLACK))]
 
 
 def max_abs_delta(s: NDArray[np.float64], h: int) -> NDArray[np.float64]:
@@ -121,7 +119,7 @@ def trailing_min(s: NDArray[np.float64], k: int) -> NDArray[np.float64]:
 
 
 class History:
-    """Online twin of :func:`max_abs_delta` and :func:`trailing_min`: the last ``h`` values."""
+    """Online twin of `max_abs_delta` and `trailing_min`: the last ``h`` values."""
 
     __slots__ = ("_buf", "h")
 
@@ -158,9 +156,9 @@ class History:
 class CumulativeCriterion(Criterion):
     """Base of the Laaber criteria: a cumulative statistic and its recent variability.
 
-    Subclasses implement :meth:`_step_statistic` (a pure function of the
-    prefix ``x[: i + 1]`` and the step ``i``), :meth:`_variability` /
-    :meth:`_variability_online` and :meth:`_passes`. The prefix is kept in a
+    Subclasses implement `_step_statistic` (a pure function of the
+    prefix ``x[: i + 1]`` and the step ``i``), `_variability` /
+    `_variability_online` and `_passes`. The prefix is kept in a
     growing buffer (O(n) memory, as the original keeps every measurement).
     """
 
@@ -208,7 +206,7 @@ class CumulativeCriterion(Criterion):
         """Append ``x`` to the kept series; return the statistic of the prefix.
 
         Subclasses with an O(1) running form or a state carried from one step
-        to the next override this (and :meth:`_statistics` with its twin).
+        to the next override this (and `_statistics` with its twin).
         """
         return self._step_statistic(self._append(x, step), step)
 
@@ -232,10 +230,10 @@ class CumulativeCriterion(Criterion):
 class DeltaCriterion(CumulativeCriterion):
     r"""A cumulative statistic that has stopped moving: :math:`V_i < \text{threshold}`.
 
-    :math:`V_i = \max_{j=1..h-1} |s_i - s_{i-j}|` (:func:`max_abs_delta`,
-    :meth:`History.max_abs_delta` online) with :math:`h` = ``params.history``;
+    :math:`V_i = \max_{j=1..h-1} |s_i - s_{i-j}|` (`max_abs_delta`,
+    `History.max_abs_delta` online) with :math:`h` = ``params.history``;
     the form of Laaber et al.'s CV and RCIW criteria. Subclasses implement
-    :meth:`_step_statistic` (and may vectorise :meth:`_statistics`).
+    `_step_statistic` (and may vectorise `_statistics`).
     """
 
     @property

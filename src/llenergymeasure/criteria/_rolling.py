@@ -97,7 +97,7 @@ def rolling_moments(
 
 
 class RollingMoments:
-    """Online twin of :func:`rolling_moments`: O(1) amortised per value.
+    """Online twin of `rolling_moments`: O(1) amortised per value.
 
     Plain Python floats and lists (no numpy scalars on the hot path); the
     additions are done in the same order as the offline ``numpy.cumsum``

@@ -12,9 +12,9 @@ points* and hold the last verdict in between. The schedule is
 
 (a fixed stride when ``growth = 1``, geometric otherwise, which makes the total
 cost of all checks O(n log n) times the cost of one check divided by n). Both
-the online form (:meth:`ScheduledTruncation._update`) and the offline form
-(:meth:`ScheduledTruncation._evaluate`) call the same deterministic
-:meth:`ScheduledTruncation._check` on a fresh copy of the same prefix at the
+the online form (`ScheduledTruncation._update`) and the offline form
+(`ScheduledTruncation._evaluate`) call the same deterministic
+`ScheduledTruncation._check` on a fresh copy of the same prefix at the
 same check points, so they agree exactly.
 
 This module is private: it holds no criterion of its own.
@@ -79,8 +79,8 @@ def check_points(n: int, min_samples: int, every: int, growth: float) -> NDArray
 class ScheduledTruncation(Criterion):
     """Base of truncation criteria that re-analyse the prefix at check points.
 
-    Subclasses implement :meth:`_check` (a pure function of the prefix) and
-    :meth:`_schedule` (``(min_samples, every, growth)``). Before the first
+    Subclasses implement `_check` (a pure function of the prefix) and
+    `_schedule` (``(min_samples, every, growth)``). Before the first
     check the statistic is NaN, ``passed`` is False and the truncation -1.
     """
 
@@ -98,6 +98,13 @@ class ScheduledTruncation(Criterion):
     @abc.abstractmethod
     def _check(self, x: NDArray[np.float64]) -> CheckResult:
         """Analyse the prefix ``x`` (a fresh array) and return the verdict."""
+
+    def _whole_series(
+        self, x: NDArray[np.float64], t: NDArray[np.float64] | None
+    ) -> tuple[float, bool, int]:
+        """One analysis of the whole series, whether or not its length is a check point."""
+        res = self._check(x.copy())
+        return float(res.statistic), bool(res.passed), int(res.truncation)
 
     # ------------------------------------------------------------------ online
     def _reset(self) -> None:

@@ -9,12 +9,12 @@ for a sorted sample :math:`s_0 \\le \\dots \\le s_{m-1}` and probability ``q``,
     Q(q) = s_j + g (s_{j+1} - s_j)
 
 evaluated exactly as ``numpy.percentile`` does (the interpolation is taken
-from the upper point when ``g >= 0.5``), so :func:`linear_quantile` equals
+from the upper point when ``g >= 0.5``), so `linear_quantile` equals
 ``numpy.percentile(x, 100 q)`` to the last bit. The median is the middle value,
 or the mean of the two middle values (``numpy.median``).
 
-The online form (:class:`SortedWindow`) keeps a ring buffer and a sorted list
-updated with :func:`bisect.insort` and a bisected removal: O(log w) comparisons
+The online form (`SortedWindow`) keeps a ring buffer and a sorted list
+updated with `bisect.insort` and a bisected removal: O(log w) comparisons
 per update plus an O(w) ``memmove``. The offline form sorts every trailing
 window with ``numpy.sort`` on a sliding-window view, in chunks. Sorting and
 selection are exact, so both forms produce the same order statistics.

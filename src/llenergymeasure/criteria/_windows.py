@@ -1,7 +1,7 @@
 """Shared machinery for criteria that test the trailing window of ``w`` samples.
 
 A *windowed* criterion computes its statistic from the last ``w`` values only.
-Subclasses implement :meth:`WindowedCriterion._window_stats`, a vectorised
+Subclasses implement `WindowedCriterion._window_stats`, a vectorised
 function of a C-contiguous ``(m, w)`` array of windows (one window per row).
 The online form keeps a ring buffer and calls it on a single ``(1, w)`` row;
 the offline form calls it on contiguous chunks of the sliding windows. Both

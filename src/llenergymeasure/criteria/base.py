@@ -2,13 +2,13 @@
 
 A *criterion* looks at a stream of samples (latencies, temperatures, ...) and
 says, after every sample, a statistic and whether it *passes*. A
-:class:`~llenergymeasure.criteria.stopping.StopRule` turns those verdicts into a
+`StopRule` turns those verdicts into a
 stop. Every criterion has two forms that must agree exactly:
 
-* online: :meth:`Criterion.update` consumes one value and updates
+* online: `Criterion.update` consumes one value and updates
   ``statistic_``, ``passed_`` and ``n_seen_``;
-* offline: :meth:`Criterion.evaluate` takes a whole array and returns an
-  :class:`Evaluation` whose entry ``t`` depends only on ``x[: t + 1]``.
+* offline: `Criterion.evaluate` takes a whole array and returns an
+  `Evaluation` whose entry ``t`` depends only on ``x[: t + 1]``.
 
 The design follows the estimator conventions of scikit-learn (configuration
 in the constructor, learnt state with a trailing underscore) and the online
@@ -28,6 +28,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llenergymeasure.criteria._spec import format_spec, param_names
+
 try:  # Python >= 3.11
     from typing import Self
 except ImportError:  # pragma: no cover - Python 3.10
@@ -36,18 +38,28 @@ except ImportError:  # pragma: no cover - Python 3.10
 __all__ = [
     "COST_CLASSES",
     "SWEEP_OPERATORS",
+    "TIE_SLACK",
     "Criterion",
     "CriterionConfigError",
     "CriterionParams",
     "Evaluation",
     "InvalidSampleError",
     "Signals",
+    "snap",
 ]
 
 #: A mapping from signal name (``"latency_ms"``, ``"temperature_c"``, ...) to values.
 Signals = Mapping[str, Any]
 
 DEFAULT_SIGNAL = "latency_ms"
+
+#: Relative slack of a comparison with a limit: a quantity that lies exactly on a limit
+#: (frequent with quantised timings) rounds to either side of it depending on the unit of
+#: the series (s, ms, µs); a slack of `TIE_SLACK` times the data's magnitude on the
+#: compared difference makes the verdict the same in every unit.
+TIE_SLACK = 1e-12
+#: Significant digits kept by `snap`.
+SNAP_DIGITS = 12
 
 #: The values of `Criterion.cost_class`, cheapest first.
 COST_CLASSES: tuple[str, ...] = ("light", "moderate", "heavy")
@@ -146,6 +158,55 @@ class Evaluation:
         return Evaluation(self.statistic[item], self.passed[item], trunc)
 
 
+def snap(values: ArrayLike) -> NDArray[np.float64]:
+    """Round a dimensionless statistic to `SNAP_DIGITS` (12) significant digits.
+
+    A ratio such as IQR / median that lies exactly on a threshold (0.1 from values
+    on a 0.1 grid) comes out as 0.1, 0.09999999999999998 or 0.10000000000000002
+    depending on the unit of the series; rounded to 12 significant digits, it is
+    0.1 in every unit, so `statistic < threshold` gives one verdict in s, ms and µs
+    and a threshold sweep on the statistic stays exact. NaN, infinities and 0 are
+    kept. The online and offline forms call this same function.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        exp = np.floor(np.log10(np.abs(a)))
+        scale = 10.0 ** (SNAP_DIGITS - 1 - exp)
+        out = np.round(a * scale) / scale
+    return np.where(np.isfinite(out), out, a)
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """The one-shot truncation of a whole series by a truncation method (`truncate`).
+
+    Attributes
+    ----------
+    index : int or None
+        How many leading samples to discard; `None` when the criterion does not pass on
+        the whole series (its cut is not usable, e.g. an MSER cut in the second half).
+    reason : str
+        Why: the cut and the statistic it was accepted or rejected on.
+    """
+
+    index: int | None
+    reason: str
+
+
+def first_minimum(values: NDArray[np.float64], scale: float) -> int:
+    """Index of the first value within rounding of the minimum (a tie-safe `argmin`).
+
+    `values` are in squared signal units (sums of squares, variances); two of them that
+    are equal mathematically differ in their last bits, and which is smaller can depend
+    on the unit of the series. The first index within `1e-9` of the minimum, relative to
+    it, or within `TIE_SLACK * scale**2` (`scale`: the series' magnitude, for a minimum
+    of 0) is taken, so that the choice is the same in every unit.
+    """
+    low = float(np.min(values))
+    tol = max(1e-9 * abs(low), TIE_SLACK * scale * scale)
+    return int(np.argmax(values <= low + tol))
+
+
 def _as_signal_array(x: ArrayLike | Signals, signal: str) -> NDArray[np.float64]:
     """Pick ``signal`` from a mapping or DataFrame, or take ``x`` as the array."""
     if isinstance(x, Mapping) or hasattr(x, "columns"):
@@ -159,7 +220,7 @@ def _as_signal_array(x: ArrayLike | Signals, signal: str) -> NDArray[np.float64]
 
 
 def check_finite(x: NDArray[np.float64], signal: str, offset: int = 0) -> None:
-    """Raise :class:`InvalidSampleError` at the first non-finite value of ``x``."""
+    """Raise `InvalidSampleError` at the first non-finite value of ``x``."""
     if x.ndim != 1:
         raise ValueError(f"a criterion evaluates a 1-D series, got shape {x.shape}")
     bad = ~np.isfinite(x)
@@ -181,9 +242,9 @@ class Criterion(abc.ABC):
     """Base class of all convergence criteria.
 
     Subclasses set the class attributes, declare a nested ``Params`` model
-    (a :class:`CriterionParams` subclass) and implement :meth:`_reset` and
-    :meth:`_update`; they should override :meth:`_evaluate` with a vectorised
-    form that agrees with :meth:`_update`.
+    (a `CriterionParams` subclass) and implement `_reset` and
+    `_update`; they should override `_evaluate` with a vectorised
+    form that agrees with `_update`.
 
     Parameters
     ----------
@@ -199,7 +260,7 @@ class Criterion(abc.ABC):
     passed_ : bool
         Whether the criterion passed at the last update.
     n_seen_ : int
-        Number of values seen since the last :meth:`reset`.
+        Number of values seen since the last `reset`.
     truncation_ : int or None
         For truncation methods, the current estimate of the number of leading
         samples to discard (-1 while undefined); ``None`` otherwise.
@@ -246,7 +307,7 @@ class Criterion(abc.ABC):
 
     # ------------------------------------------------------------------ config
     def _validate(self) -> None:  # noqa: B027 - optional hook, empty by default
-        """Cross-parameter checks; raise :class:`CriterionConfigError`."""
+        """Cross-parameter checks; raise `CriterionConfigError`."""
 
     def get_params(self) -> dict[str, Any]:
         """Return the parameters as a plain dict (``signal`` included)."""
@@ -279,8 +340,6 @@ class Criterion(abc.ABC):
     @property
     def spec(self) -> str:
         """Canonical spec string; ``make_criterion(c.spec)`` rebuilds an equal criterion."""
-        from llenergymeasure.criteria.registry import format_spec
-
         return format_spec(self.name, self.get_params(), self.Params)
 
     def clone(self) -> Self:
@@ -387,7 +446,7 @@ class Criterion(abc.ABC):
         return self._evaluate(arr, times)
 
     def _evaluate(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
-        """Reference offline form: replay :meth:`_update` on a fresh copy."""
+        """Reference offline form: replay `_update` on a fresh copy."""
         return self._replay(x, t)
 
     def _replay(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
@@ -403,6 +462,73 @@ class Criterion(abc.ABC):
             if trunc is not None:
                 trunc[i] = twin.truncation_
         return Evaluation(stat, passed, trunc)
+
+    # -------------------------------------------------------------- truncation
+    def truncate(self, x: ArrayLike | Signals, t: ArrayLike | None = None) -> Truncation:
+        """The one-shot truncation of a whole series (truncation methods only).
+
+        `Evaluation.truncation` holds the cut after every sample, but a cut is
+        meaningful only where the criterion passes: an MSER cut in the second half of
+        the series, or a PELT steady run shorter than `min_segment`, is no truncation
+        point. `truncate` analyses the whole series once and returns the cut when the
+        criterion passes on it, else `None`, with the reason either way.
+
+        Parameters
+        ----------
+        x : array_like or mapping
+            The whole series (or a mapping / DataFrame of signals).
+        t : array_like, optional
+            Sample times in seconds, for criteria that need them.
+
+        Returns
+        -------
+        Truncation
+
+        Raises
+        ------
+        TypeError
+            If the criterion does not estimate a truncation point (`yields_truncation`
+            is False).
+        InvalidSampleError
+            At the first NaN or infinite value.
+        """
+        if not self.yields_truncation:
+            raise TypeError(
+                f"criterion {self.name!r} does not estimate a truncation point "
+                "(yields_truncation is False); use evaluate()"
+            )
+        arr = _as_signal_array(x, self.signal)
+        check_finite(arr, self.signal)
+        times = _as_time_array(t, arr.shape[0])
+        if self.needs_time and times is None:
+            raise ValueError(f"criterion {self.name!r} needs sample times; pass t=")
+        n = arr.shape[0]
+        if n < self.min_samples:
+            return Truncation(
+                None, f"{n} samples: {self.name} needs at least {self.min_samples} to cut"
+            )
+        stat, passed, cut = self._whole_series(arr, times)
+        verdict = format_statistic(
+            self.statistic_label, stat, self.threshold, self.statistic_is_percent
+        )
+        if passed and cut >= 0:
+            return Truncation(int(cut), f"{self.name} passes on {n} samples ({verdict}): cut {cut}")
+        return Truncation(
+            None,
+            f"{self.name} does not pass on {n} samples ({verdict}): its cut {cut} is not usable",
+        )
+
+    def _whole_series(
+        self, x: NDArray[np.float64], t: NDArray[np.float64] | None
+    ) -> tuple[float, bool, int]:
+        """Statistic, verdict and truncation after the last sample of the whole series.
+
+        The default takes the last entry of `evaluate`; criteria that analyse the prefix
+        only at check points override it with one analysis of the whole series.
+        """
+        ev = self._evaluate(x, t)
+        trunc = -1 if ev.truncation is None else int(ev.truncation[-1])
+        return float(ev.statistic[-1]), bool(ev.passed[-1]), trunc
 
     # ------------------------------------------------------------------ display
     def describe(self) -> str:
@@ -423,12 +549,6 @@ def format_statistic(label: str, value: float, threshold: float | None, percent:
     if threshold is not None:
         text += f" target={fmt(threshold)}"
     return text
-
-
-def param_names(params: type[BaseModel]) -> list[str]:
-    """Parameter names of a criterion's model, its own first and ``signal`` last."""
-    names = [n for n in params.model_fields if n != "signal"]
-    return names + (["signal"] if "signal" in params.model_fields else [])
 
 
 def _format_validation_error(

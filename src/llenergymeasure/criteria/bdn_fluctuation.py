@@ -18,7 +18,7 @@ __all__ = ["BDNFluctuation"]
 
 
 class BDNFluctuationParams(CriterionParams):
-    """Parameters of :class:`BDNFluctuation` (defaults of BenchmarkDotNet's ``EngineResolver``)."""
+    """Parameters of `BDNFluctuation` (defaults of BenchmarkDotNet's ``EngineResolver``)."""
 
     min_iterations: int = Field(
         6,

@@ -13,7 +13,7 @@ __all__ = ["FixedCount", "MaxDuration", "MinDuration"]
 
 
 class FixedCountParams(CriterionParams):
-    """Parameters of :class:`FixedCount`."""
+    """Parameters of `FixedCount`."""
 
     n: int = Field(10, ge=1, description="Pass once this many samples have been seen.")
 
@@ -131,7 +131,7 @@ class MinDuration(_Duration):
 class MaxDuration(_Duration):
     r"""Pass once ``seconds`` of wall time have elapsed: a time budget, for ``any_of``.
 
-    Same statistic as :class:`MinDuration` (elapsed seconds, passing when
+    Same statistic as `MinDuration` (elapsed seconds, passing when
     ``t >= seconds``), used the other way round:
     ``any_of(rolling_cv,max_duration:seconds=300)`` stops at convergence or
     after five minutes, whichever comes first. The composite reports which

@@ -14,7 +14,7 @@ __all__ = ["CaoRhinehart"]
 
 
 class CaoRhinehartParams(CriterionParams):
-    """Parameters of :class:`CaoRhinehart` (defaults of Cao & Rhinehart 1995, 1997)."""
+    """Parameters of `CaoRhinehart` (defaults of Cao & Rhinehart 1995, 1997)."""
 
     lambda1: float = Field(
         0.2, gt=0, le=1, description="Filter factor of the filtered value X_f (paper: 0.2)."

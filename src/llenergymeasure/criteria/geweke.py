@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from llenergymeasure.criteria._windows import WindowedCriterion
-from llenergymeasure.criteria.base import CriterionConfigError, CriterionParams
+from llenergymeasure.criteria.base import TIE_SLACK, CriterionConfigError, CriterionParams
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["Geweke", "geweke_segments", "spectrum0_ar"]
@@ -20,7 +20,7 @@ DEGENERATE_RTOL = 1e-12
 
 
 class GewekeParams(CriterionParams):
-    """Parameters of :class:`Geweke`."""
+    """Parameters of `Geweke`."""
 
     window: int = Field(
         100,
@@ -129,7 +129,7 @@ class Geweke(WindowedCriterion):
 
     With segment A the first :math:`n_A \approx 10\,\%` and segment B the last
     :math:`n_B \approx 50\,\%` of the window (bounds as ``coda::geweke.diag``,
-    see :func:`geweke_segments`),
+    see `geweke_segments`),
 
     .. math::
 
@@ -139,7 +139,7 @@ class Geweke(WindowedCriterion):
     where :math:`\hat S(0)` is the spectral density at frequency zero, i.e.
     :math:`2\pi` times the long-run variance of the segment: here from an
     AIC-selected Yule–Walker AR fit, as coda's ``spectrum0.ar`` (see
-    :func:`spectrum0_ar`), which accounts for autocorrelation between
+    `spectrum0_ar`), which accounts for autocorrelation between
     consecutive latencies. The criterion passes when :math:`|z| <` ``z_crit``
     (1.96, the two-sided 5 % normal quantile Geweke's test uses). When both
     spectral densities are 0 (constant segments) :math:`z` is 0 for equal
@@ -226,9 +226,13 @@ class Geweke(WindowedCriterion):
         n_a, n_b = geweke_segments(windows.shape[1], p.frac1, p.frac2)
         a = windows[:, :n_a]
         b = windows[:, windows.shape[1] - n_b :]
-        diff = a.mean(axis=1) - b.mean(axis=1)
+        mean_a, mean_b = a.mean(axis=1), b.mean(axis=1)
+        diff = mean_a - mean_b
         denom = np.sqrt(spectrum0_ar(a) / n_a + spectrum0_ar(b) / n_b)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = diff / denom
-        z = np.where(denom == 0, np.where(diff == 0, 0.0, np.copysign(np.inf, diff)), z)
+        # Two flat segments: equal means (to TIE_SLACK of their magnitude, so that the
+        # rounding of the means in one unit or another does not matter) give z = 0.
+        same = np.abs(diff) <= TIE_SLACK * np.maximum(np.abs(mean_a), np.abs(mean_b))
+        z = np.where(denom == 0, np.where(same, 0.0, np.copysign(np.inf, diff)), z)
         return np.where(np.isinf(denom), 0.0, z)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
@@ -14,7 +12,7 @@ from llenergymeasure.criteria._sorted_window import (
     median_sorted,
     sorted_windows,
 )
-from llenergymeasure.criteria.base import Criterion, CriterionParams, Evaluation
+from llenergymeasure.criteria.base import Criterion, CriterionParams, Evaluation, snap
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["IQRMedian"]
@@ -24,7 +22,7 @@ TORCH_MIN_VALUES = 4
 
 
 class IQRMedianParams(CriterionParams):
-    """Parameters of :class:`IQRMedian`."""
+    """Parameters of `IQRMedian`."""
 
     window: int | None = Field(
         20,
@@ -43,11 +41,11 @@ class IQRMedianParams(CriterionParams):
 
 def relative_iqr(q25: NDArray[np.float64] | float, q75: NDArray[np.float64] | float,
                  med: NDArray[np.float64] | float) -> NDArray[np.float64]:
-    """(Q3 - Q1) / median, NaN where the median is not positive."""
+    """(Q3 - Q1) / median, NaN where the median is not positive; `snap`ped (unit-free ties)."""
     med = np.asarray(med, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (np.asarray(q75) - np.asarray(q25)) / med
-    return np.where(med > 0, out, np.nan)
+    return snap(np.where(med > 0, out, np.nan))
 
 
 @register_criterion
@@ -125,12 +123,10 @@ class IQRMedian(Criterion):
         if len(self._win) < need:
             return
         s = self._win.sorted
-        med = median_sorted(s)
-        if med > 0:
-            stat = (linear_quantile(s, 0.75) - linear_quantile(s, 0.25)) / med
-        else:
-            stat = math.nan
-        self.statistic_ = float(stat)
+        stat = float(
+            relative_iqr(linear_quantile(s, 0.25), linear_quantile(s, 0.75), median_sorted(s))
+        )
+        self.statistic_ = stat
         self.passed_ = bool(stat < self.params.threshold)
 
     def _evaluate(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:

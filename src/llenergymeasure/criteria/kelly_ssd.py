@@ -13,7 +13,7 @@ __all__ = ["KellySSD", "kelly_probability"]
 
 
 class KellySSDParams(CriterionParams):
-    """Parameters of :class:`KellySSD` (defaults: the optimum of Beseda et al. 2025)."""
+    """Parameters of `KellySSD` (defaults: the optimum of Beseda et al. 2025)."""
 
     window: int = Field(
         500,
@@ -80,7 +80,7 @@ class KellySSD(Criterion):
     :math:`P \ge` ``threshold``. It is O(n) once per window, O(1) amortised
     per sample. KB-KSSD then takes the start of the trailing run of passing
     windows as the steady-state start; with a
-    :class:`~llenergymeasure.criteria.stopping.StopRule` the run is the
+    `StopRule` the run is the
     ``patience``.
 
     The defaults are the optimum reported by Beseda et al. for JMH series of

@@ -25,7 +25,7 @@ KPSS_LEVEL_CRITICAL_VALUES: dict[float, float] = {
 
 
 class KPSSParams(CriterionParams):
-    """Parameters of :class:`KPSS`."""
+    """Parameters of `KPSS`."""
 
     window: int = Field(
         100, ge=4, description="Number of trailing samples tested (our default, not KPSS's)."

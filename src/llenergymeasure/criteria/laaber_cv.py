@@ -17,7 +17,7 @@ __all__ = ["LaaberCV", "cumulative_cv"]
 
 
 class LaaberCVParams(CriterionParams):
-    """Parameters of :class:`LaaberCV`."""
+    """Parameters of `LaaberCV`."""
 
     threshold: float = Field(
         0.01, gt=0, lt=1, description="Stable when the largest change of the cumulative CV over "
@@ -30,7 +30,7 @@ def cumulative_cv(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """CV (sample sd / mean) of ``x[: i + 1]`` for every ``i``; NaN for ``i = 0`` or mean <= 0.
 
     Shifted running sums about ``x[0]`` accumulated with ``numpy.cumsum``
-    (:func:`~llenergymeasure.criteria._cumulative.cumulative_mean_sd`; the
+    (`cumulative_mean_sd`; the
     online form adds in the same order).
     """
     n_all = x.shape[0]

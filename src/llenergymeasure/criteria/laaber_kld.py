@@ -22,7 +22,7 @@ _TINY = float(np.finfo(np.float64).tiny)
 
 
 class LaaberKLDParams(CriterionParams):
-    """Parameters of :class:`LaaberKLD`."""
+    """Parameters of `LaaberKLD`."""
 
     threshold: float = Field(
         0.99, gt=0, lt=1, description="Stable when the smallest similarity over the history "
@@ -104,7 +104,7 @@ def _kde(p: _Pool, lo: float, delta: float, g: int) -> NDArray[np.float64]:
 
 
 def _similarity(p: _Pool, q: _Pool, n_grid: int) -> float:
-    """:func:`kde_similarity` of two summarised pools."""
+    """`kde_similarity` of two summarised pools."""
     lo = max(0.0, min(p.lo, q.lo))
     hi = max(p.hi, q.hi)
     delta = (hi - lo) / (n_grid - 1) if hi > lo else 0.0
@@ -237,7 +237,7 @@ class LaaberKLD(CumulativeCriterion):
 
         The previous pool at step ``i``, ``pool(x[:i], i - 1)``, is the current
         pool of step ``i - 1``: its subsample, fences and bandwidth are reused,
-        so each step summarises one new pool. Equal to :meth:`_step_statistic`.
+        so each step summarises one new pool. Equal to `_step_statistic`.
         """
         cur = self._summary(prefix, step)
         if step < 2 or prev is None:

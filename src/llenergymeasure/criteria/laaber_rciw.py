@@ -26,7 +26,7 @@ _BLOCK_ELEMENTS = 1 << 18
 
 
 class LaaberRCIWParams(CriterionParams):
-    """Parameters of :class:`LaaberRCIW`."""
+    """Parameters of `LaaberRCIW`."""
 
     threshold: float = Field(
         0.03, gt=0, lt=1, description="Stable when the largest change of the RCIW over the "
@@ -59,7 +59,7 @@ def bootstrap_rciw(values: NDArray[np.float64], alpha: float, n_boot: int, seed:
     Resampling indices come from ``default_rng([seed, step, 1])``, drawn
     ``integers(0, m, size=(n_boot, m))`` row-major; NaN for fewer than 2
     values or a non-positive mean. The resamples are drawn and averaged in
-    blocks of rows of about :data:`_BLOCK_ELEMENTS` indices (32-bit), which
+    blocks of rows of about `_BLOCK_ELEMENTS` indices (32-bit), which
     stay in cache: the generator yields the same stream in blocks as in one
     call, and each row's mean is the same reduction, so the result is that of
     one ``(n_boot, m)`` draw to the bit, in a few MiB instead of

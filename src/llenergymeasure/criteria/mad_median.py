@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from llenergymeasure.criteria._sorted_window import SortedWindow, median_sorted, sorted_windows
-from llenergymeasure.criteria.base import Criterion, CriterionParams, Evaluation
+from llenergymeasure.criteria.base import Criterion, CriterionParams, Evaluation, snap
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["MAD_NORMAL_CONSISTENCY", "MADMedian"]
@@ -19,7 +19,7 @@ MAD_NORMAL_CONSISTENCY = 1.482602218505602
 
 
 class MADMedianParams(CriterionParams):
-    """Parameters of :class:`MADMedian`."""
+    """Parameters of `MADMedian`."""
 
     window: int = Field(20, ge=3, description="Number of trailing samples in the window.")
     threshold: float = Field(
@@ -124,7 +124,7 @@ class MADMedian(Criterion):
         med = float(median_sorted(s))
         if med > 0:
             dev = np.sort(np.abs(s - med))
-            stat = self._k * float(median_sorted(dev)) / med
+            stat = float(snap(self._k * float(median_sorted(dev)) / med))
         else:
             stat = math.nan
         self.statistic_ = stat
@@ -140,7 +140,7 @@ class MADMedian(Criterion):
             dev = np.sort(np.abs(rows - med[:, None]), axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = self._k * median_sorted(dev) / med
-            stat[start + w - 1 : start + w - 1 + rows.shape[0]] = np.where(med > 0, r, np.nan)
+            stat[start + w - 1 : start + w - 1 + rows.shape[0]] = snap(np.where(med > 0, r, np.nan))
         with np.errstate(invalid="ignore"):
             passed = stat < p.threshold
         return Evaluation(stat, passed)

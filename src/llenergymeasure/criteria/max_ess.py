@@ -10,6 +10,7 @@ from pydantic import Field
 
 from llenergymeasure.criteria._autocov import SuffixAutocov, constant_suffix, fft_autocov
 from llenergymeasure.criteria._schedule import CheckResult, ScheduledTruncation, ScheduleParams
+from llenergymeasure.criteria.base import TIE_SLACK
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["MaxESS", "MaxESSResult", "max_ess_truncation", "statistical_inefficiencies"]
@@ -42,7 +43,7 @@ def _g_from_acf(c: NDArray[np.float64], n: int, mintime: int, fast: bool) -> flo
     if lags.size == 0:
         return 1.0
     cl = c[lags]
-    stop = np.flatnonzero((cl <= 0.0) & (lags > mintime))
+    stop = np.flatnonzero((cl <= TIE_SLACK) & (lags > mintime))
     end = int(stop[0]) if stop.size else lags.size
     terms = 2.0 * cl[:end] * (1.0 - lags[:end] / n) * incs[:end]
     return max(1.0, 1.0 + float(np.sum(terms)))
@@ -63,12 +64,15 @@ def statistical_inefficiencies(
         \Delta t,
 
     where the sum stops at the first lag :math:`t > \text{mintime}` with
-    :math:`C(t) \le 0` ("first negative", Chodera et al. 2007) or at
+    :math:`C(t) \le 0` ("first negative", Chodera et al. 2007; here
+    :math:`C(t) \le 10^{-12}`, so that an autocorrelation that is exactly 0 and
+    rounds to either sign depending on the unit of the series stops the sum in
+    every unit) or at
     :math:`t = N - 1`, :math:`\Delta t = 1` (or growing 1, 2, 3, ... when
     ``fast``), and :math:`g \ge 1`. This is pymbar's ``statistical_inefficiency``.
 
     Lags are computed for all origins together by
-    :class:`~llenergymeasure.criteria._autocov.SuffixAutocov` (O(n) per lag);
+    `SuffixAutocov` (O(n) per lag);
     once more than ``LAG_CAP`` lag steps and ``FFT_STEPS`` steps per origin still
     summing have been done, the remaining origins get the whole ACF by FFT
     (O(N log N) each), so the work is at most about twice the cheaper of the two.
@@ -108,7 +112,7 @@ def statistical_inefficiencies(
             live[idx] = False
             break
         c = ac.lag(int(t), org[idx]) / ((nn[idx] - t) * sigma2[idx])
-        stop = (c <= 0.0) & (t > mintime)
+        stop = (c <= TIE_SLACK) & (t > mintime)
         go = idx[~stop]
         g[go] += 2.0 * c[~stop] * (1.0 - t / nn[go]) * inc
         live[idx[stop]] = False
@@ -116,7 +120,7 @@ def statistical_inefficiencies(
 
 
 class MaxESSResult(NamedTuple):
-    """Outcome of :func:`max_ess_truncation`."""
+    """Outcome of `max_ess_truncation`."""
 
     t0: int
     g: float
@@ -134,7 +138,7 @@ def max_ess_truncation(
         N_\mathrm{eff}(t), \qquad
         N_\mathrm{eff}(t) = \frac{T - t + \text{neff\_offset}}{g(t)},
 
-    with :math:`g(t)` from :func:`statistical_inefficiencies` and stride
+    with :math:`g(t)` from `statistical_inefficiencies` and stride
     :math:`s` = ``nskip``. The segment ``x[t:]`` has :math:`T - t` samples, so
     ``neff_offset=0`` is the correct count; pymbar's ``detect_equilibration``
     uses :math:`T - t + 1` (``neff_offset=1`` reproduces it, which can move the
@@ -166,7 +170,7 @@ def max_ess_truncation(
 
 
 class MaxESSParams(ScheduleParams):
-    """Parameters of :class:`MaxESS`."""
+    """Parameters of `MaxESS`."""
 
     nskip: int = Field(1, ge=1, le=10_000, description="Stride between candidate origins.")
     mintime: int = Field(
@@ -188,7 +192,7 @@ class MaxESS(ScheduledTruncation):
     r"""Chodera's maximum effective sample size truncation, re-evaluated on a schedule.
 
     At each check point the prefix of length :math:`n` is analysed by
-    :func:`max_ess_truncation`; the truncation is :math:`t_0`, the statistic the
+    `max_ess_truncation`; the truncation is :math:`t_0`, the statistic the
     effective sample size :math:`N_\mathrm{eff}(t_0) = (n - t_0)/g(t_0)`, and the
     criterion passes when
 

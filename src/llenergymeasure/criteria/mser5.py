@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import Field
 
 from llenergymeasure.criteria._schedule import CheckResult, ScheduledTruncation
-from llenergymeasure.criteria.base import CriterionParams
+from llenergymeasure.criteria.base import CriterionParams, first_minimum
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["MSER5", "batch_means", "mser_curve"]
@@ -60,7 +60,7 @@ def mser_curve(y: ArrayLike) -> NDArray[np.float64]:
 
 
 class MSER5Params(CriterionParams):
-    """Parameters of :class:`MSER5`."""
+    """Parameters of `MSER5`."""
 
     batch_size: int = Field(5, ge=1, le=100, description="Batch size m (5 for MSER-5, 1 for MSER).")
     max_fraction: float = Field(
@@ -80,9 +80,9 @@ class MSER5(ScheduledTruncation):
     r"""MSER-m truncation (MSER-5 by default) with White's first-half rule.
 
     The samples seen so far are cut into :math:`b = \lfloor n/m \rfloor` batch
-    means :math:`Y_1, \dots, Y_b` (:func:`batch_means`). The optimal cut is the
+    means :math:`Y_1, \dots, Y_b` (`batch_means`). The optimal cut is the
     first minimiser of the marginal standard error over the whole admissible
-    range (:func:`mser_curve`),
+    range (`mser_curve`),
 
     .. math::
 
@@ -148,5 +148,5 @@ class MSER5(ScheduledTruncation):
         p = self.params
         y = batch_means(x, p.batch_size)
         b = y.shape[0]
-        k = int(np.argmin(mser_curve(y)))
+        k = first_minimum(mser_curve(y), float(np.max(np.abs(y))))
         return CheckResult(k / b, k <= math.floor(p.max_fraction * b), p.batch_size * k)

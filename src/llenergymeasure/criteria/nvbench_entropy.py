@@ -19,7 +19,7 @@ _CHUNK_ELEMENTS = 1 << 22
 
 
 class NVBenchEntropyParams(CriterionParams):
-    """Parameters of :class:`NVBenchEntropy`."""
+    """Parameters of `NVBenchEntropy`."""
 
     max_angle: float = Field(
         0.048, gt=0, lt=90, description="Pass when the angle (degrees) of the fitted slope of "

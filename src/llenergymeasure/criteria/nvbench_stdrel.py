@@ -20,19 +20,16 @@ NVBENCH_MIN_SD_VALUES = 5
 
 
 class NVBenchStdRelParams(CriterionParams):
-    """Parameters of :class:`NVBenchStdRel`."""
+    """Parameters of `NVBenchStdRel`."""
 
     max_noise: float = Field(
         0.005, gt=0, lt=1, description="Pass when the relative stdev of all samples so far is "
         "below this value (NVBench --max-noise 0.5%)."
     )
     min_time: float = Field(
-        0.5, ge=0, description="Pass only once the summed samples exceed this many seconds "
-        "(NVBench --min-time 0.5 s; the sum of measured times, not wall time)."
-    )
-    units_per_second: float = Field(
-        1000.0, gt=0, description="Signal units per second, to convert the summed samples to "
-        "seconds for min_time (1000 for latency_ms)."
+        0.5, ge=0, description="Pass only once the sample time t (seconds from the start of "
+        "the first sample to the end of the current one) exceeds this (NVBench --min-time "
+        "0.5 s, the measured time so far)."
     )
     min_samples: int = Field(
         10, ge=0, description="Pass only with more than this many samples (NVBench "
@@ -83,8 +80,9 @@ class NVBenchStdRel(Criterion):
     (:math:`s_n = +\infty` for :math:`n < 5`), and pushes it into a noise ring
     buffer :math:`H` of 512 values when finite. It is finished when
 
-    * :math:`n >` ``min_samples`` (10) and :math:`\sum_i x_i >` ``min_time``
-      (0.5 s of measured time), and either
+    * :math:`n >` ``min_samples`` (10) and :math:`t_n >` ``min_time``
+      (0.5 s of measured time; :math:`t_n` is the sample time, seconds from the
+      start of the first sample to the end of sample :math:`n`), and either
     * :math:`\nu_n <` ``max_noise`` (0.5%), or
     * the noise has converged above the target: :math:`|H| > 64`,
       :math:`n \equiv 0 \pmod{16}` and
@@ -102,17 +100,21 @@ class NVBenchStdRel(Criterion):
     sample) instead of NVBench's two-pass sum over all samples, O(1) per
     update instead of O(n); the convergence check is O(512) every 16 samples.
     The offline form uses ``numpy.cumsum`` (the same additions in the same
-    order) and agrees bit for bit. Not scale invariant: ``min_time`` compares
-    the summed samples with seconds.
+    order) and agrees bit for bit.
+
+    NVBench compares ``min_time`` with the sum of the measured CUDA times, which
+    are its samples. Here the samples may be in any unit (ms, s, or not times
+    at all), so ``min_time`` reads the sample times ``t``, never a sum of
+    values: the criterion needs times (``needs_time``) and is scale invariant.
+    For back-to-back samples whose values are durations, ``t`` is their running
+    sum, NVBench's own quantity.
 
     Parameters
     ----------
     max_noise : float, default 0.005
         Target relative stdev (NVBench ``--max-noise``).
     min_time : float, default 0.5
-        Seconds of summed samples before any pass (NVBench ``--min-time``).
-    units_per_second : float, default 1000
-        Signal units per second (1000 for milliseconds).
+        Seconds of sample time before any pass (NVBench ``--min-time``).
     min_samples : int, default 10
         Pass only with more samples than this (NVBench ``--min-samples``).
     noise_history : int, default 512
@@ -137,7 +139,8 @@ class NVBenchStdRel(Criterion):
 
     name = "nvbench_stdrel"
     Params = NVBenchStdRelParams
-    scale_invariant = False
+    scale_invariant = True
+    needs_time = True
     statistic_label = "stdrel"
     statistic_is_percent = True
 
@@ -145,7 +148,6 @@ class NVBenchStdRel(Criterion):
         self,
         max_noise: float = 0.005,
         min_time: float = 0.5,
-        units_per_second: float = 1000.0,
         min_samples: int = 10,
         noise_history: int = 512,
         min_noise_history: int = 64,
@@ -155,10 +157,10 @@ class NVBenchStdRel(Criterion):
         signal: str = "latency_ms",
     ) -> None:
         super().__init__(
-            max_noise=max_noise, min_time=min_time, units_per_second=units_per_second,
-            min_samples=min_samples, noise_history=noise_history,
-            min_noise_history=min_noise_history, convergence_every=convergence_every,
-            convergence_threshold=convergence_threshold, signal=signal,
+            max_noise=max_noise, min_time=min_time, min_samples=min_samples,
+            noise_history=noise_history, min_noise_history=min_noise_history,
+            convergence_every=convergence_every, convergence_threshold=convergence_threshold,
+            signal=signal,
         )
 
     @property
@@ -172,14 +174,14 @@ class NVBenchStdRel(Criterion):
 
     def _reset(self) -> None:
         self._moments = RunningMeanSD()
-        self._total = 0.0
+        self._time = 0.0
         self._noise: deque[float] = deque(maxlen=self.params.noise_history)
 
     def _update(self, x: float, t: float | None) -> None:
         n = self.n_seen_ + 1
         mom = self._moments
         mom.push(x)
-        self._total += x
+        self._time = t  # type: ignore[assignment]  # never None: needs_time
         if n >= NVBENCH_MIN_SD_VALUES:
             with np.errstate(divide="ignore", invalid="ignore"):
                 rel = float(np.float64(mom.sd()) / np.float64(mom.mean()))
@@ -193,7 +195,7 @@ class NVBenchStdRel(Criterion):
 
     def _finished(self, n: int, cur: float) -> bool:
         p = self.params
-        if n <= p.min_samples or not self._total > p.min_time * p.units_per_second:
+        if n <= p.min_samples or not self._time > p.min_time:
             return False
         if cur < p.max_noise:
             return True
@@ -208,8 +210,8 @@ class NVBenchStdRel(Criterion):
         passed = np.zeros(n_all, dtype=bool)
         if n_all == 0:
             return Evaluation(stat, passed)
+        assert t is not None  # guaranteed by Criterion.evaluate (needs_time)
         mean, sd = cumulative_mean_sd(x)
-        total = np.cumsum(x)
         n = np.arange(1, n_all + 1, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = sd / mean
@@ -222,7 +224,7 @@ class NVBenchStdRel(Criterion):
         ok = (
             have
             & (n > p.min_samples)
-            & (total > p.min_time * p.units_per_second)
+            & (t > p.min_time)
         )
         with np.errstate(invalid="ignore"):
             passed = ok & (stat < p.max_noise)

@@ -7,14 +7,14 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from llenergymeasure.criteria._windows import WindowedCriterion
-from llenergymeasure.criteria.base import CriterionParams
+from llenergymeasure.criteria.base import TIE_SLACK, CriterionParams
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["PyperfHalves"]
 
 
 class PyperfHalvesParams(CriterionParams):
-    """Parameters of :class:`PyperfHalves` (defaults of pyperf 2.x ``_worker.py``)."""
+    """Parameters of `PyperfHalves` (defaults of pyperf 2.x ``_worker.py``)."""
 
     sample_size: int = Field(
         20,
@@ -73,6 +73,13 @@ def _rel_diff(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.floa
     return np.where((a == b), 0.0, out)
 
 
+def _rel_tolerance(b: NDArray[np.float64], scale: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Slack on ``(a - b) / b`` from an absolute slack ``TIE_SLACK * scale`` on ``a - b``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tol = TIE_SLACK * scale / np.abs(b)
+    return np.where(b != 0, tol, 0.0)
+
+
 def _mad(v: NDArray[np.float64]) -> NDArray[np.float64]:
     med = np.median(v, axis=1, keepdims=True)
     return np.median(np.abs(med - v), axis=1)
@@ -106,8 +113,13 @@ class PyperfHalves(WindowedCriterion):
     (:math:`\Delta_\mu / 0.10` when positive, :math:`-\Delta_\mu / 0.5` when
     negative, and the MAD, Q1, Q3 deviations over theirs), or :math:`+\infty`
     when the first value is an outlier; the verdict is pyperf's comparisons
-    themselves, so the criterion passes exactly when pyperf accepts (a ratio
-    of 1 is at the limit, which pyperf accepts). pyperf divides by zero when
+    themselves, so the criterion passes when pyperf accepts (a ratio of 1 is at
+    the limit, which pyperf accepts). Every comparison has a slack of
+    $10^{-12}$ times the window's largest magnitude on the difference it
+    bounds, so that a value lying exactly on a limit (frequent with quantised
+    timings) is accepted in any unit: computed in s, ms or µs the same tie
+    rounds to either side of the limit, and without the slack the verdict
+    would depend on the unit. pyperf divides by zero when
     ``MAD2``, ``Q1`` or ``Q3`` of the second half is 0; here ``0/0`` counts as
     no difference and ``d/0`` as an infinite one. Each check sorts the window:
     O(s log s) per sample.
@@ -160,23 +172,29 @@ class PyperfHalves(WindowedCriterion):
         rest = np.sort(windows[:, 1:], axis=1)
         q1 = _percentile_sorted(rest, 0.25)
         q3 = _percentile_sorted(rest, 0.75)
+        scale = np.max(np.abs(windows), axis=1)
         outlier_max = q3 + p.outlier_iqr * (q3 - q1)
-        outlier = ~(windows[:, 0] <= outlier_max)
+        outlier = ~(windows[:, 0] <= outlier_max + TIE_SLACK * scale)
 
-        mean_diff = _rel_diff(np.mean(s1, axis=1), np.mean(s2, axis=1))
+        mean2 = np.mean(s2, axis=1)
+        mean_diff = _rel_diff(np.mean(s1, axis=1), mean2)
         s1s = np.sort(s1, axis=1)
         s2s = np.sort(s2, axis=1)
-        q1_diff = _rel_diff(_percentile_sorted(s1s, 0.25), _percentile_sorted(s2s, 0.25))
-        q3_diff = _rel_diff(_percentile_sorted(s1s, 0.75), _percentile_sorted(s2s, 0.75))
-        mad_diff = _rel_diff(_mad(s1), _mad(s2))
+        q1_2 = _percentile_sorted(s2s, 0.25)
+        q3_2 = _percentile_sorted(s2s, 0.75)
+        q1_diff = _rel_diff(_percentile_sorted(s1s, 0.25), q1_2)
+        q3_diff = _rel_diff(_percentile_sorted(s1s, 0.75), q3_2)
+        mad2 = _mad(s2)
+        mad_diff = _rel_diff(_mad(s1), mad2)
 
+        mean_tol = _rel_tolerance(mean2, scale)
         passed = (
             ~outlier
-            & (-p.max_mean_decrease <= mean_diff)
-            & (mean_diff <= p.max_mean_increase)
-            & ~(np.abs(mad_diff) > p.max_mad_diff)
-            & ~(np.abs(q1_diff) > p.max_q1_diff)
-            & ~(np.abs(q3_diff) > p.max_q3_diff)
+            & (-p.max_mean_decrease - mean_tol <= mean_diff)
+            & (mean_diff <= p.max_mean_increase + mean_tol)
+            & ~(np.abs(mad_diff) > p.max_mad_diff + _rel_tolerance(mad2, scale))
+            & ~(np.abs(q1_diff) > p.max_q1_diff + _rel_tolerance(q1_2, scale))
+            & ~(np.abs(q3_diff) > p.max_q3_diff + _rel_tolerance(q3_2, scale))
         )
         mean_ratio = np.where(
             mean_diff >= 0, mean_diff / p.max_mean_increase, -mean_diff / p.max_mean_decrease

@@ -23,7 +23,7 @@ _CHUNK_ELEMENTS = 1 << 23
 
 
 class RCIWParams(CriterionParams):
-    """Parameters of :class:`RCIW`."""
+    """Parameters of `RCIW`."""
 
     window: int = Field(30, ge=3, description="Number of trailing samples in the window.")
     alpha: float = Field(
@@ -106,7 +106,7 @@ class RCIW(Criterion):
     trend. Use it together with a level or trend test.
 
     Online cost: O(1) amortised for ``t`` (rolling moments of
-    :mod:`~llenergymeasure.criteria._rolling`), O(B w) for ``bootstrap``;
+    `_rolling`), O(B w) for ``bootstrap``;
     offline O(n) and O(n B w), vectorised. Scale invariant.
 
     Parameters

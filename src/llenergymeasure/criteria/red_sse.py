@@ -10,6 +10,7 @@ from pydantic import Field
 
 from llenergymeasure.criteria._autocov import SuffixAutocov
 from llenergymeasure.criteria._schedule import CheckResult, ScheduledTruncation, ScheduleParams
+from llenergymeasure.criteria.base import first_minimum
 from llenergymeasure.criteria.registry import register_criterion
 
 __all__ = ["RedSSE", "sse_curve_window"]
@@ -60,7 +61,7 @@ def sse_curve_window(x: ArrayLike, frac_padding: float = 0.1) -> NDArray[np.floa
 
 
 class RedSSEParams(ScheduleParams):
-    """Parameters of :class:`RedSSE`."""
+    """Parameters of `RedSSE`."""
 
     frac_padding: float = Field(
         0.1,
@@ -78,7 +79,7 @@ class RedSSE(ScheduledTruncation):
     r"""Truncate where the squared standard error of the remaining mean is smallest (red-molsim).
 
     At each check point the prefix of length :math:`n` gives the curve
-    :func:`sse_curve_window`; the truncation is its first minimiser
+    `sse_curve_window`; the truncation is its first minimiser
     :math:`t_0 = \operatorname{arg\,min}_t \mathrm{SSE}(t)`. The statistic is
     the relative standard error of the kept mean,
     :math:`\sqrt{\mathrm{SSE}(t_0)} / |\bar x_{t_0:n}|`, and the criterion passes
@@ -123,7 +124,7 @@ class RedSSE(ScheduledTruncation):
     def _check(self, x: NDArray[np.float64]) -> CheckResult:
         p = self.params
         sse = sse_curve_window(x, p.frac_padding)
-        t0 = int(np.argmin(sse))
+        t0 = first_minimum(sse, float(np.max(np.abs(x))))
         mean = float(np.mean(x[t0:]))
         rse = math.sqrt(sse[t0]) / abs(mean) if mean != 0 else math.nan
         n = x.shape[0]

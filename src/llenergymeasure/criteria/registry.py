@@ -12,38 +12,39 @@ criterion before it; a token with a name (``name``, ``name:...`` or
 ``name(...)``) starts the next child. Values are parsed as ``true`` /
 ``false``, ``none``, integers, floats, or else kept as strings.
 
-Built-in criteria register themselves when their module is imported; every
-public module of :mod:`llenergymeasure.criteria` is imported on first use of
-the registry. Third-party packages register criteria through the entry-point
-group ``llenergymeasure.criteria`` (each entry point names a
-:class:`~llenergymeasure.criteria.base.Criterion` subclass, or a module that
-registers its criteria on import).
+The registry is lazy. Built-in criteria are listed in `BUILTIN_CRITERIA`
+(name -> module and class), so `make_criterion("rolling_cv")` imports only
+`llenergymeasure.criteria.rolling_cv` (not every criterion module, nor SciPy's
+signal package); a test checks the table against a scan of every module, so it
+cannot go stale. Third-party packages register criteria through the entry-point
+group ``llenergymeasure.criteria`` (each entry point names a `Criterion`
+subclass, or a module that registers its criteria on import); they are loaded
+the first time a name that is not built in is asked for, or the list of every
+criterion (`available_criteria`). A plug-in cannot take a built-in name.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import pkgutil
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-
+from llenergymeasure.criteria._spec import format_spec, param_names
 from llenergymeasure.criteria.base import (
     COST_CLASSES,
     SWEEP_OPERATORS,
     Criterion,
     CriterionConfigError,
-    param_names,
 )
 
 __all__ = [
+    "BUILTIN_CRITERIA",
     "CriterionRegistrationError",
     "available_criteria",
     "criterion_class",
     "criterion_info",
     "format_spec",
+    "load_all",
     "make_criterion",
     "parse_spec",
     "register_criterion",
@@ -52,9 +53,39 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "llenergymeasure.criteria"
-_NOT_CRITERIA = {"base", "registry", "stopping"}
+_PACKAGE = "llenergymeasure.criteria"
+
+#: Every built-in criterion: name -> (module of `llenergymeasure.criteria`, class name).
+BUILTIN_CRITERIA: dict[str, tuple[str, str]] = {
+    "all_of": ("composite", "AllOf"),
+    "any_of": ("composite", "AnyOf"),
+    "bdn_fluctuation": ("bdn_fluctuation", "BDNFluctuation"),
+    "cao_rhinehart": ("cao_rhinehart", "CaoRhinehart"),
+    "fixed_count": ("budgets", "FixedCount"),
+    "geweke": ("geweke", "Geweke"),
+    "iqr_median": ("iqr_median", "IQRMedian"),
+    "kelly_ssd": ("kelly_ssd", "KellySSD"),
+    "kpss": ("kpss", "KPSS"),
+    "laaber_cv": ("laaber_cv", "LaaberCV"),
+    "laaber_kld": ("laaber_kld", "LaaberKLD"),
+    "laaber_rciw": ("laaber_rciw", "LaaberRCIW"),
+    "mad_median": ("mad_median", "MADMedian"),
+    "max_duration": ("budgets", "MaxDuration"),
+    "max_ess": ("max_ess", "MaxESS"),
+    "min_duration": ("budgets", "MinDuration"),
+    "mser5": ("mser5", "MSER5"),
+    "nvbench_entropy": ("nvbench_entropy", "NVBenchEntropy"),
+    "nvbench_stdrel": ("nvbench_stdrel", "NVBenchStdRel"),
+    "pelt": ("pelt", "PELT"),
+    "pyperf_halves": ("pyperf_halves", "PyperfHalves"),
+    "rciw": ("rciw", "RCIW"),
+    "red_sse": ("red_sse", "RedSSE"),
+    "rolling_cv": ("rolling_cv", "RollingCV"),
+    "trend": ("trend", "Trend"),
+}
 
 _REGISTRY: dict[str, type[Criterion]] = {}
+#: Whether the entry-point plug-ins have been loaded.
 _loaded = False
 
 C = TypeVar("C", bound=type[Criterion])
@@ -65,12 +96,14 @@ class CriterionRegistrationError(ValueError):
 
 
 def register_criterion(cls: C) -> C:
-    """Class decorator: register a :class:`Criterion` subclass under ``cls.name``.
+    """Class decorator: register a `Criterion` subclass under ``cls.name``.
 
     Raises
     ------
     CriterionRegistrationError
-        If ``cls.name`` is empty or already registered to another class.
+        If ``cls.name`` is empty, already registered to another class, or the name
+        of a built-in criterion that ``cls`` is not; or if a declared attribute
+        (`cost_class`, `sweep_parameter`) is malformed.
     """
     if not (isinstance(cls, type) and issubclass(cls, Criterion)):
         raise CriterionRegistrationError(f"{cls!r} is not a Criterion subclass")
@@ -80,6 +113,16 @@ def register_criterion(cls: C) -> C:
             f"{cls.__name__} needs a class attribute 'name' that is an identifier, got {name!r}"
         )
     _check_declarations(cls)
+    builtin = BUILTIN_CRITERIA.get(name)
+    if builtin is not None and (cls.__module__, cls.__qualname__) != (
+        f"{_PACKAGE}.{builtin[0]}",
+        builtin[1],
+    ):
+        raise CriterionRegistrationError(
+            f"criterion name {name!r} is already registered to the built-in "
+            f"{_PACKAGE}.{builtin[0]}.{builtin[1]}; {cls.__module__}.{cls.__qualname__} "
+            "needs another name"
+        )
     existing = _REGISTRY.get(name)
     if existing is not None and existing is not cls:
         if existing.__qualname__ == cls.__qualname__ and existing.__module__ == cls.__module__:
@@ -119,47 +162,77 @@ def _check_declarations(cls: type[Criterion]) -> None:
         )
 
 
+def _builtin(name: str) -> type[Criterion]:
+    """Import the module of the built-in criterion ``name`` and return its class."""
+    module, cls_name = BUILTIN_CRITERIA[name]
+    cls = getattr(importlib.import_module(f"{_PACKAGE}.{module}"), cls_name)
+    if _REGISTRY.get(name) is not cls:
+        # The module was imported while another registry dict was in place (tests
+        # swap it): register the class again rather than lose it.
+        _REGISTRY[name] = cls
+    return cls
+
+
 def _load() -> None:
+    """Load the entry-point plug-ins once (a broken one is logged, never raised)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    import llenergymeasure.criteria as pkg
+    from importlib.metadata import entry_points
 
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name.startswith("_") or mod.name in _NOT_CRITERIA:
-            continue
-        importlib.import_module(f"{pkg.__name__}.{mod.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
         except Exception as exc:  # a broken plug-in must not break the package
             logger.warning("could not load criterion entry point %r: %s", ep.name, exc)
             continue
-        if isinstance(obj, type) and issubclass(obj, Criterion) and obj.name not in _REGISTRY:
-            register_criterion(obj)
+        if not (isinstance(obj, type) and issubclass(obj, Criterion)):
+            continue  # a module that registered its criteria on import
+        if obj.name in BUILTIN_CRITERIA:
+            logger.warning(
+                "criterion entry point %r: %s.%s takes the built-in name %r; ignored",
+                ep.name, obj.__module__, obj.__qualname__, obj.name,
+            )
+            continue
+        if obj.name not in _REGISTRY:
+            try:
+                register_criterion(obj)
+            except CriterionRegistrationError as exc:
+                logger.warning("could not register criterion entry point %r: %s", ep.name, exc)
+
+
+def load_all() -> list[type[Criterion]]:
+    """Import every built-in criterion module and every plug-in; return the classes."""
+    _load()
+    return [criterion_class(name) for name in available_criteria()]
 
 
 def available_criteria() -> list[str]:
-    """Names of every registered criterion, sorted."""
+    """Names of every built-in and plug-in criterion, sorted (imports no built-in module)."""
     _load()
-    return sorted(_REGISTRY)
+    return sorted(set(BUILTIN_CRITERIA) | set(_REGISTRY))
 
 
 def criterion_class(name: str) -> type[Criterion]:
-    """The class registered under ``name``.
+    """The class registered under ``name``; imports only that criterion's module.
 
     Raises
     ------
     CriterionConfigError
         If no criterion has that name; the message lists the valid names.
     """
+    cls = _REGISTRY.get(name)
+    if cls is not None:
+        return cls
+    if name in BUILTIN_CRITERIA:
+        return _builtin(name)
     _load()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise CriterionConfigError(
-            f"unknown criterion {name!r}; available: {', '.join(sorted(_REGISTRY))}"
+            f"unknown criterion {name!r}; available: {', '.join(available_criteria())}"
         ) from None
 
 
@@ -311,7 +384,7 @@ def make_criterion(spec: str | Criterion, **params: Any) -> Criterion:
     spec : str or Criterion
         ``"name"``, ``"name:key=value,..."`` or a composite such as
         ``"all_of(rolling_cv:threshold=0.02,min_duration:seconds=60)"``. A
-        :class:`Criterion` instance is returned as a fresh clone.
+        `Criterion` instance is returned as a fresh clone.
     **params
         Parameters of the (outer) criterion; they override those in ``spec``.
 
@@ -333,25 +406,3 @@ def make_criterion(spec: str | Criterion, **params: Any) -> Criterion:
             return type(spec)(**{**spec.get_params(), **params})
         return spec.clone()
     return _build(parse_spec(spec), params)
-
-
-def _format_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
-def format_spec(name: str, params: dict[str, Any], model: type[BaseModel]) -> str:
-    """Canonical spec string: every parameter in order; ``signal`` only when not the default."""
-    parts = []
-    for key, finfo in model.model_fields.items():
-        if key not in params:
-            continue
-        if key == "signal" and params[key] == finfo.default:
-            continue
-        parts.append(f"{key}={_format_value(params[key])}")
-    return name + (":" + ",".join(parts) if parts else "")

@@ -16,7 +16,7 @@ __all__ = ["RollingCV"]
 
 
 class RollingCVParams(CriterionParams):
-    """Parameters of :class:`RollingCV`."""
+    """Parameters of `RollingCV`."""
 
     window: int = Field(5, ge=2, description="Number of trailing samples in the window.")
     threshold: float = Field(
@@ -56,7 +56,7 @@ class RollingCV(Criterion):
     not positive (such a window never passes: a zero or negative "latency" is
     not a stable one).
 
-    The moments come from :mod:`llenergymeasure.criteria._rolling`: blocked,
+    The moments come from `llenergymeasure.criteria._rolling`: blocked,
     shifted sums that are exact for large means with tiny noise and do not
     accumulate error along the series (never naive running sums of squares).
     ``update`` is O(1) amortised, ``evaluate`` O(n), and the two agree.

@@ -21,7 +21,7 @@ def rolling_trend_sums(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Shifted sums of every trailing window of ``w`` samples, offline.
 
-    The blocked, shifted decomposition of :mod:`llenergymeasure.criteria._rolling`
+    The blocked, shifted decomposition of `llenergymeasure.criteria._rolling`
     extended with a third sum. For the window ending at position ``j`` of block
     ``k`` (block start ``B = k w``, reference ``c_k = x[B]``), with
     ``d = x - c_k`` and ``r = g - B`` the index relative to the block start:
@@ -66,7 +66,7 @@ def rolling_trend_sums(
 
 
 class RollingTrendSums:
-    """Online twin of :func:`rolling_trend_sums`: O(1) amortised per value.
+    """Online twin of `rolling_trend_sums`: O(1) amortised per value.
 
     Parameters
     ----------
@@ -116,7 +116,7 @@ class RollingTrendSums:
 
 
 class TrendParams(CriterionParams):
-    """Parameters of :class:`Trend`."""
+    """Parameters of `Trend`."""
 
     window: int = Field(30, ge=3, description="Number of trailing samples regressed on time.")
     mode: Literal["ttest", "relative", "both"] = Field(
@@ -182,7 +182,7 @@ class Trend(Criterion):
 
     A window with no residual scatter has :math:`t = 0` when flat and
     :math:`\pm\infty` when it is an exact line. The sums are the blocked,
-    shifted sums of :mod:`llenergymeasure.criteria._rolling` plus
+    shifted sums of `llenergymeasure.criteria._rolling` plus
     :math:`\sum r\,d` with indices relative to the block start, so large
     means and long series lose no precision; ``update`` is O(1) amortised and
     ``evaluate`` O(n), with the same arithmetic. The t-test assumes
