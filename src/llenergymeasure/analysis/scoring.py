@@ -181,36 +181,28 @@ def bias_ci(
     """Percentile bootstrap CI of ``mean(post) / mean(reference)`` (independent resampling)."""
     a = np.asarray(post, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
-    if a.size < 2 or b.size < 2:
+    if a.size < 2 or b.size < 2 or n_resamples == 0:
         return math.nan, math.nan
     return percentile_ci((a, b), _ratio, confidence=confidence, n_resamples=n_resamples,
                          seed=seed)
 
 
 def _lookup(
-    traces: Mapping[Any, Any] | Sequence[Any], signal: str
+    traces: Any, signal: str
 ) -> dict[tuple[str, str], RunSeries]:
-    out: dict[tuple[str, str], RunSeries] = {}
-    if isinstance(traces, Mapping):
-        items = list(traces.items())
-    else:
-        from llenergymeasure.analysis.replay import trace_id_of
+    from llenergymeasure.analysis.corpus import Corpus
 
-        items = [(trace_id_of(tr, i), tr) for i, tr in enumerate(traces)]
-    for key, item in items:
-        if isinstance(item, RunSeries):
+    if isinstance(traces, Mapping) and traces and all(
+        isinstance(v, RunSeries) for v in traces.values()
+    ):
+        out: dict[tuple[str, str], RunSeries] = {}
+        for key, item in traces.items():
             if not (isinstance(key, tuple) and len(key) == 2):
                 raise ScoringError(f"a RunSeries must be keyed by (trace_id, run_id), got {key!r}")
             out[(str(key[0]), str(key[1]))] = item
-            continue
-        for rid in item.run_ids:
-            info = item.run_info(rid)
-            out[(str(key), str(rid))] = RunSeries(
-                np.asarray(item.samples(rid, signal=signal), dtype=np.float64),
-                np.asarray(item.sample_times_s(rid), dtype=np.float64),
-                info.reference_start,
-            )
-    return out
+        return out
+    corpus = Corpus.build(traces, signals=(signal,))
+    return {r.key: RunSeries(r.signals[signal], r.times, r.reference_start) for r in corpus}
 
 
 def _to_int(v: Any) -> int | None:

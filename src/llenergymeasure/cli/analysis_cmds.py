@@ -78,21 +78,14 @@ def _load_grid(path: str | None) -> dict[str, Any] | None:
     return grid
 
 
-def _load_all(paths: list[str], fmt: str | None) -> list[Any]:
-    from llenergymeasure.traces import load_trace, load_traces
+def _load_all(paths: list[str], fmt: str | None) -> Any:
+    """The runs of trace files and folders, ids unique whatever the order (a Corpus)."""
+    from llenergymeasure.analysis.corpus import Corpus
 
-    traces: list[Any] = []
-    for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise FileNotFoundError(f"no trace file or folder {p}")
-        if p.is_dir():
-            traces.extend(load_traces(p))
-        else:
-            traces.append(load_trace(p, format=fmt))
-    if not traces:
+    corpus = Corpus.build(list(paths), format=fmt)
+    if not len(corpus):
         raise ValueError(f"no trace found in {', '.join(paths)}")
-    return traces
+    return corpus
 
 
 def _executor(jobs: int) -> Any:
