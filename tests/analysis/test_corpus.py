@@ -63,6 +63,8 @@ def test_two_simulated_folders_with_the_same_names_give_distinct_runs(tmp_path):
     assert len(res[["trace_id", "run_id"]].drop_duplicates()) == 4
     assert main(["compare", str(out), "--traces", str(b), str(a), "-o",
                  str(tmp_path / "cmp")]) == 0
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "fixed count of the same cost" in report and "exact within ±5 s" in report
     scored = pd.read_parquet(tmp_path / "cmp" / "scored.parquet")
     for _, row in scored.iterrows():
         run = corpus.get(row["trace_id"], row["run_id"])
@@ -232,3 +234,25 @@ def test_records_are_accepted_and_checked():
     assert len(Corpus([rec, rec.replace(run_id="s")])) == 2
     with pytest.raises(CorpusError, match="two runs are named"):
         Corpus([rec, rec])
+
+
+def test_compare_scores_against_a_reference_file(tmp_path):
+    _simulate(tmp_path / "a", 1)
+    out = tmp_path / "res.parquet"
+    assert main(["replay", str(tmp_path / "a"), "-c", "fixed_count:n=10", "-o", str(out),
+                 "-q"]) == 0
+    ref = tmp_path / "ref.csv"
+    ref.write_text("trace_id,run_id,reference_start\nsynthetic_000,run0,20\n"
+                   "synthetic_001,run0,5\n")
+    assert main(["compare", str(out), "--traces", str(tmp_path / "a"), "--reference", str(ref),
+                 "--band", "10", "-o", str(tmp_path / "cmp")]) == 0
+    scored = pd.read_parquet(tmp_path / "cmp" / "scored.parquet").set_index("trace_id")
+    assert scored.loc["synthetic_000", "reference_start"] == 20
+    assert scored.loc["synthetic_000", "premature"]  # 10 samples < 20
+    assert scored.loc["synthetic_001", "wee"] == 5 and scored.loc["synthetic_001",
+                                                                   "waste_band"] == "exact"
+    assert "±10 samples" in (tmp_path / "cmp" / "report.md").read_text()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("trace_id,run_id,reference_start\nnope,run0,1\n")
+    assert main(["compare", str(out), "--traces", str(tmp_path / "a"), "--reference", str(bad),
+                 "-o", str(tmp_path / "cmp2")]) == 2

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from llenergymeasure.analysis import scoring, synthetic, tables
+from llenergymeasure.analysis.corpus import Corpus
 from llenergymeasure.analysis.replay import replay
 from llenergymeasure.criteria.registry import available_criteria, parse_spec
 
@@ -311,14 +312,15 @@ def run_demo(
         save_trace(trace, path)
         traces[trace.metadata.tags["trace_id"]] = trace
         paths.append(path)
-    results = replay(list(traces.values()), specs, show_progress=show_progress)
+    results = replay(traces, specs, show_progress=show_progress)
     results.to_parquet(out / "results.parquet")
 
-    scored = scoring.score(results, list(traces.values()))
+    runs = Corpus.build(traces)
+    scored = scoring.score(results, runs)
     scored.to_parquet(out / "scored.parquet")
-    summary = scoring.summarize(scored)
+    summary = scoring.summarize(scored, corpus=runs)
     tables.to_csv(summary, out / "summary.csv")
-    figures = write_figures(scored, out / "figures", list(traces.values()))
+    figures = write_figures(scored, out / "figures", runs)
     elapsed = time.perf_counter() - started
     report = out / "report.md"
     report.write_text(
@@ -363,6 +365,10 @@ REPORT_SUMMARY_COLUMNS: tuple[str, ...] = (
     "premature_rate",
     "never_stopped_rate",
     "exact_rate",
+    "fixed_n_same_cost",
+    "premature_rate_fixed",
+    "premature_lift",
+    "versus_fixed",
 )
 
 
@@ -407,10 +413,17 @@ def _report_text(results: pd.DataFrame, summary: pd.DataFrame, tiny: Any,
         ),
         "## Summary over the synthetic corpus (scored against the known starts)",
         "",
-        "Medians over runs; rates over runs with a reference steady state. The full summary "
-        "(IQRs, bootstrap CIs of the medians, over/under bands) is in `summary.csv`.",
+        "Medians over runs; rates over runs with a reference steady state; a stop is "
+        f"\"exact\" within {scoring.DEFAULT_BAND.describe()} of the reference start, "
+        "whichever is tighter. `fixed_n_same_cost` is the fixed count with the setting's "
+        "mean samples used, evaluated on the same runs; `premature_lift` is the setting's "
+        "premature rate minus that fixed count's (negative is better). The full summary "
+        "(IQRs, bootstrap CIs, over/under bands, late starts) is in `summary.csv`.",
         "",
         tables.to_markdown(summary[cols]),
+        "## Against a fixed count of the same cost",
+        "",
+        scoring.describe_versus_fixed(summary),
     ]
     if figures:
         lines += ["## Figures", ""]
