@@ -32,13 +32,15 @@ import pandas as pd
 from llenergymeasure.analysis import scoring, synthetic, tables
 from llenergymeasure.analysis.corpus import Corpus
 from llenergymeasure.analysis.replay import replay
-from llenergymeasure.criteria.registry import available_criteria, parse_spec
+from llenergymeasure.criteria.registry import available_criteria, criterion_class, parse_spec
 
 __all__ = [
     "COSTLY_CRITERIA",
     "DEFAULT_CRITERIA",
+    "EXCLUDED_CRITERIA",
     "QUICK_CRITERIA",
     "DemoOutputs",
+    "costly_criteria",
     "default_criteria",
     "record_tiny_model_trace",
     "run_demo",
@@ -87,9 +89,10 @@ DEFAULT_CRITERIA: tuple[str, ...] = (
 )
 
 
-#: Registered criteria left out of :data:`DEFAULT_CRITERIA` on purpose, with why.
-#: Each costs seconds per 3,000-sample trace offline, where the others cost
-#: milliseconds; replay them explicitly (``--criterion pelt:growth=1.2``).
+#: Measured offline costs of the criteria that declare `cost_class = "heavy"`
+#: (`costly_criteria`), which `DEFAULT_CRITERIA` leaves out: each costs seconds per
+#: 3,000-sample trace offline, where the others cost milliseconds; replay them
+#: explicitly (`--criterion pelt:growth=1.2`).
 COSTLY_CRITERIA: dict[str, str] = {
     "pelt": "re-runs PELT on the growing prefix: about 2.6 s per 3,000-sample trace "
     "even with a geometric schedule (growth=1.2)",
@@ -99,6 +102,18 @@ COSTLY_CRITERIA: dict[str, str] = {
     "3,000-sample trace (0.2 s per 300)",
     "nvbench_entropy": "a histogram entropy and a regression per sample: 0.5 to 0.8 s per trace",
 }
+
+#: Registered criteria that are neither heavy nor in `DEFAULT_CRITERIA`, with why.
+EXCLUDED_CRITERIA: dict[str, str] = {
+    "learned": "its default model is trained on the Traini development corpus: replayed "
+    "there it would be scored in sample",
+}
+
+
+def costly_criteria() -> list[str]:
+    """Registered criteria whose declared `Criterion.cost_class` is `"heavy"`."""
+    return [n for n in available_criteria() if criterion_class(n).cost_class == "heavy"]
+
 
 #: The cheap subset replayed by ``run_demo(quick=True)`` (one spec per family).
 QUICK_CRITERIA: tuple[str, ...] = (

@@ -75,7 +75,7 @@ def feeds_online(crit: Criterion) -> bool:
     True for truncation methods (`yields_truncation`) that are not composites
     (`is_composite`).
     """
-    return crit.yields_truncation and not getattr(crit, "is_composite", False)
+    return crit.yields_truncation and not crit.is_composite
 
 
 def _verdict_of(ev: Evaluation, decision: StopDecision | None) -> Verdict:

@@ -145,21 +145,10 @@ def sweep_parameter_of(crit: Criterion) -> tuple[str, str] | None:
     `Criterion.is_composite`); replay still checks the claim on the first run
     before it uses it.
     """
-    if getattr(crit, "is_composite", False):  # MERGE-CRIT: read crit.is_composite
+    if crit.is_composite:
         return None
-    declared = getattr(type(crit), "sweep_parameter", None)  # MERGE-CRIT: declared attribute
-    if declared is None:
-        declared = _UNTIL_DECLARED.get(crit.name)
+    declared = type(crit).sweep_parameter
     return None if declared is None else (str(declared[0]), str(declared[1]))
-
-
-# MERGE-CRIT: removed once criteria declare `sweep_parameter` (branch crit).
-_UNTIL_DECLARED: dict[str, tuple[str, str]] = {
-    "rolling_cv": ("threshold", "<"),
-    "fixed_count": ("n", ">="),
-    "min_duration": ("seconds", ">="),
-    "max_duration": ("seconds", ">="),
-}
 
 
 def plan_units(crits: list[Criterion]) -> list[Unit]:
