@@ -281,3 +281,15 @@ def test_score_without_resamples_and_vectorised_rows_equal_row_scores() -> None:
         k, r, x = int(row["stop_index"]), int(row["reference_start"]), run.base
         assert row["wee"] == k + 1 - r
         assert row["relative_bias"] == pytest.approx(x[k + 1:].mean() / x[r:].mean() - 1)
+
+
+def test_cost_error_figure_draws_the_fixed_count_curve() -> None:
+    from llenergymeasure.analysis.figures import figure_cost_error, fixed_count_curve
+
+    corpus = _many([0, 10, 20, 30], n=50)
+    curve = fixed_count_curve(corpus, counts=[1, 15])
+    front = fixed_count_frontier(corpus, [1, 15])
+    assert curve["cost"].tolist() == front["median_seconds_used"].tolist()
+    assert curve["error"].tolist() == front["median_abs_wee_s"].tolist()
+    fig = figure_cost_error(replay(corpus, "fixed_count:n=15"), corpus)
+    assert "fixed count (same runs)" in [ln.get_label() for ln in fig.axes[0].get_lines()]

@@ -844,6 +844,7 @@ def fixed_count_frontier(
     -------
     DataFrame
         Per count: `n`, `n_runs`, `samples_used` and `seconds_used` (means),
+        `median_seconds_used`,
         `premature_rate`, `premature_rate_late`, `mean_abs_wee` (samples),
         `mean_abs_wee_s`, `median_abs_wee_s`, `p90_abs_bias`.
     """
@@ -868,6 +869,8 @@ def fixed_count_frontier(
             "n": int(n), "n_runs": len(c),
             "samples_used": float(used.mean()),
             "seconds_used": float(np.nanmean(t_used)) if np.isfinite(t_used).any()
+            else math.nan,
+            "median_seconds_used": float(np.nanmedian(t_used)) if np.isfinite(t_used).any()
             else math.nan,
             "premature_rate": float(fx["premature"].mean()),
             "premature_rate_late": float(fx["premature"][late].mean()) if late.any()

@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 __all__ = ["cost_error_data", "fixed_count_curve", "plot_cost_error"]
 
 #: Frontier columns of `fixed_count_frontier` matching a cost or (error, agg).
-_FRONTIER_COST = {"seconds_used": "seconds_used", "samples_used": "samples_used"}
+_FRONTIER_COST = {("seconds_used", "median"): "median_seconds_used",
+                  ("seconds_used", "mean"): "seconds_used",
+                  ("samples_used", "median"): "samples_used",
+                  ("samples_used", "mean"): "samples_used"}
 _FRONTIER_ERROR = {("abs_wee_s", "median"): "median_abs_wee_s",
                    ("abs_wee_s", "mean"): "mean_abs_wee_s"}
 
@@ -75,10 +78,10 @@ def fixed_count_curve(
     FigureDataError
         An axis the curve does not provide.
     """
-    if cost not in _FRONTIER_COST or (error, agg) not in _FRONTIER_ERROR:
+    if (cost, agg) not in _FRONTIER_COST or (error, agg) not in _FRONTIER_ERROR:
         raise FigureDataError(f"no fixed-count curve for cost {cost!r} and {agg} {error!r}")
     front = fixed_count_frontier(corpus, counts)
-    return pd.DataFrame({"n": front["n"], "cost": front[_FRONTIER_COST[cost]],
+    return pd.DataFrame({"n": front["n"], "cost": front[_FRONTIER_COST[(cost, agg)]],
                          "error": front[_FRONTIER_ERROR[(error, agg)]]})
 
 
