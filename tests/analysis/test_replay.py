@@ -145,7 +145,7 @@ def test_replay_stops_where_the_driver_stops(name, seed, monkeypatch):
     assert replay_stop == driver_stop, (spec, row["reason"], result.stop_reason)
     assert bool(row["converged"]) == (result.status == "converged")
     if driver_stop is not None:
-        np.testing.assert_allclose(row["statistic"], result.final_cv, rtol=1e-9)
+        np.testing.assert_allclose(row["statistic"], result.final_statistic, rtol=1e-9)
         assert row["samples_used"] == result.iterations_completed
         assert row["stop_time_s"] == trace.sample_times_s()[driver_stop]
 

@@ -1,14 +1,14 @@
-"""Turning a criterion's verdicts into a stop: :class:`StopRule`.
+"""Turning a criterion's verdicts into a stop: `StopRule`.
 
 One rule serves both the online driver and offline replay, so a trace replayed
 offline stops exactly where the driver would have stopped on it.
 
-With ``n = t + 1`` samples seen, a *check* happens at sample index ``t`` when
-``n >= min_samples`` and ``(n - min_samples) % check_every == 0``. At each
-check the criterion's verdict for ``t`` is read; the rule stops at the first
-check that completes ``patience`` consecutive passing checks (a failing check
-resets the count). Independently, when ``max_samples`` is set the rule stops
-at index ``max_samples - 1`` (the cap) if it has not stopped before; such a
+With `n = t + 1` samples seen, a *check* happens at sample index `t` when
+`n >= min_samples` and `(n - min_samples) % check_every == 0`. At each
+check the criterion's verdict for `t` is read; the rule stops at the first
+check that completes `patience` consecutive passing checks (a failing check
+resets the count). Independently, when `max_samples` is set the rule stops
+at index `max_samples - 1` (the cap) if it has not stopped before; such a
 stop is not a convergence.
 """
 
@@ -26,15 +26,15 @@ __all__ = ["StopDecision", "StopRule", "StopTracker"]
 
 @dataclass(frozen=True)
 class StopDecision:
-    """Where and why a :class:`StopRule` stopped.
+    """Where and why a `StopRule` stopped.
 
     Attributes
     ----------
     index : int
         0-based index of the sample at which the rule stopped.
     converged : bool
-        True when the criterion passed ``patience`` consecutive checks; False
-        when the rule stopped at ``max_samples``.
+        True when the criterion passed `patience` consecutive checks; False
+        when the rule stopped at `max_samples`.
     reason : str
         One human sentence.
     """
@@ -52,7 +52,7 @@ class StopRule(BaseModel):
     min_samples : int, default 1
         No check before this many samples.
     check_every : int, default 1
-        Check every this many samples from ``min_samples`` on.
+        Check every this many samples from `min_samples` on.
     patience : int, default 1
         Number of consecutive passing checks needed to stop.
     max_samples : int or None, default None
@@ -69,11 +69,11 @@ class StopRule(BaseModel):
     )
 
     def is_check(self, n: int) -> bool:
-        """Whether a check happens when ``n`` samples have been seen."""
+        """Whether a check happens when `n` samples have been seen."""
         return n >= self.min_samples and (n - self.min_samples) % self.check_every == 0
 
     def check_indices(self, n: int) -> np.ndarray:
-        """0-based sample indices of the checks within ``n`` samples."""
+        """0-based sample indices of the checks within `n` samples."""
         return np.arange(self.min_samples - 1, n, self.check_every, dtype=np.int64)
 
     def decide(self, evaluation: Evaluation | np.ndarray) -> StopDecision | None:
@@ -82,7 +82,7 @@ class StopRule(BaseModel):
         Parameters
         ----------
         evaluation : Evaluation or ndarray of bool
-            The criterion's verdicts (or the ``passed`` array itself).
+            The criterion's verdicts (or the `passed` array itself).
 
         Returns
         -------
@@ -101,7 +101,7 @@ class StopRule(BaseModel):
         return None
 
     def converged_index(self, passed: np.ndarray) -> int | None:
-        """First index at which ``patience`` consecutive checks have passed (no cap)."""
+        """First index at which `patience` consecutive checks have passed (no cap)."""
         checks = self.check_indices(passed.shape[0])
         if checks.size == 0:
             return None
@@ -119,8 +119,8 @@ class StopRule(BaseModel):
     def stop_index(self, evaluation: Evaluation | np.ndarray) -> int | None:
         """0-based index of the sample at which warmup stops, or None.
 
-        The stop is either a convergence or the ``max_samples`` cap; use
-        :meth:`decide` to tell which.
+        The stop is either a convergence or the `max_samples` cap; use
+        `decide` to tell which.
         """
         decision = self.decide(evaluation)
         return None if decision is None else decision.index
@@ -218,7 +218,7 @@ class StopRule(BaseModel):
 
 
 class StopTracker:
-    """Online twin of :class:`StopRule`: feed one verdict per sample.
+    """Online twin of `StopRule`: feed one verdict per sample.
 
     Parameters
     ----------
