@@ -91,6 +91,13 @@ def test_pyperf_files_give_all_146_runs(shared_data):
     assert ("pyperformance-telco-py38", "telco#run1") in corpus
 
 
+def test_cli_replay_of_the_pyperf_folder_reports_146_runs(shared_data, tmp_path, capsys):
+    out = tmp_path / "res.parquet"
+    assert main(["replay", str(shared_data / "pyperf"), "-c", "fixed_count:n=3", "-o",
+                 str(out), "-q"]) == 0
+    assert "replayed 146 runs" in capsys.readouterr().out
+
+
 def test_the_same_inputs_in_any_order_give_the_same_ids_everywhere(tmp_path):
     x = [np.r_[np.linspace(40, 10, 30), np.full(60, 10.0)] * (1 + 0.01 * k) for k in range(3)]
     paths = []
