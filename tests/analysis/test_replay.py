@@ -18,7 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llenergymeasure.analysis.replay as replay_mod
+import llenergymeasure.analysis.replay_decide as replay_decide
 import llenergymeasure.core.warmup as warmup_mod
+from llenergymeasure.analysis.corpus import Corpus
 from llenergymeasure.analysis.replay import (
     RESULT_COLUMNS,
     ReplayError,
@@ -26,6 +28,9 @@ from llenergymeasure.analysis.replay import (
     expand_grid,
     replay,
 )
+from llenergymeasure.analysis.replay_decide import verify_sweeps
+from llenergymeasure.analysis.replay_grid import plan_units
+from llenergymeasure.analysis.results import finish_frame
 from llenergymeasure.config.models import WarmupConfig
 from llenergymeasure.core.warmup import warmup_until_converged
 from llenergymeasure.criteria import StopRule, available_criteria, make_criterion
@@ -140,7 +145,7 @@ def test_replay_stops_where_the_driver_stops(name, seed, monkeypatch):
     assert replay_stop == driver_stop, (spec, row["reason"], result.stop_reason)
     assert bool(row["converged"]) == (result.status == "converged")
     if driver_stop is not None:
-        np.testing.assert_allclose(row["statistic"], result.final_cv, rtol=1e-9)
+        np.testing.assert_allclose(row["statistic"], result.final_statistic, rtol=1e-9)
         assert row["samples_used"] == result.iterations_completed
         assert row["stop_time_s"] == trace.sample_times_s()[driver_stop]
 
@@ -256,9 +261,11 @@ def test_bare_series_and_mappings_are_accepted():
     df = replay({"a": x, "b": {"latency_ms": x, "power_w": x * 2}}, "rolling_cv")
     assert list(df["trace_id"]) == ["a", "b"]
     assert df["stop_index"].iloc[0] == df["stop_index"].iloc[1]
-    # Times of a bare series are its cumulative latencies.
+    # A bare series has no wall time unless its values are declared durations.
     k = int(df["stop_index"].iloc[0])
-    assert df["stop_time_s"].iloc[0] == pytest.approx(np.sum(x[: k + 1]) / 1e3)
+    assert df["stop_time_s"].isna().all() and df["seconds_used"].isna().all()
+    timed = replay({"a": x}, "rolling_cv", values_are_durations=True)
+    assert timed["stop_time_s"].iloc[0] == pytest.approx(np.sum(x[: k + 1]) / 1e3)
     df2 = replay({"b": {"latency_ms": x, "power_w": x * 2}}, "rolling_cv:signal=power_w")
     assert df2["stop_index"].iloc[0] == k  # the CV is scale invariant
 
@@ -318,7 +325,8 @@ def test_grid_is_a_cartesian_product():
 
 
 def _slow(traces, specs, rule):
-    frames = [replay(traces, s, stop_rule=rule, early_exit=False) for s in specs]
+    frames = [replay(traces, s, stop_rule=rule, early_exit=False, values_are_durations=True)
+              for s in specs]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -353,29 +361,29 @@ def test_threshold_sweep_equals_slow_path(seed, n, min_samples, check_every, pat
     grid = {"rolling_cv": {"threshold": thresholds, "window": [4, 9]},
             "fixed_count": {"n": [1, 5, 20, 60]},
             "min_duration": {"seconds": [0.5, 3.0, 10.0]}}
-    fast = replay(xs, [], grid=grid, stop_rule=rule)
+    fast = replay(xs, [], grid=grid, stop_rule=rule, values_are_durations=True)
     specs = list(dict.fromkeys(fast["spec"]))
     _same(fast, _slow(xs, specs, rule))
 
 
 def test_sweep_path_is_used_and_a_false_claim_falls_back(monkeypatch):
     crits = expand_grid([], {"rolling_cv": {"threshold": [0.01, 0.02, 0.05]}})
-    units = replay_mod._plan_units(crits)
+    units = plan_units(crits)
     assert len(units) == 1 and units[0].sweep == ("threshold", "<")
-    runs = replay_mod._runs_of(warmup_series(200, 0), 0, ("latency_ms",))
-    replay_mod._verify_sweeps(units, runs)
+    runs = list(Corpus.build([warmup_series(200, 0)]))
+    verify_sweeps(units, runs)
     assert units[0].sweep == ("threshold", "<")
     # A wrong claim (window is no threshold) is caught on the first run ...
-    monkeypatch.setitem(replay_mod.SWEEPABLE, "rolling_cv", ("window", "<"))
+    monkeypatch.setattr(type(crits[0]), "sweep_parameter", ("window", "<"), raising=False)
     crits = expand_grid([], {"rolling_cv": {"window": [3, 6, 12]}})
-    units = replay_mod._plan_units(crits)
+    units = plan_units(crits)
     assert units[0].sweep == ("window", "<")
-    replay_mod._verify_sweeps(units, runs)
+    verify_sweeps(units, runs)
     assert units[0].sweep is None
     # ... and the replay still gives the slow path's answers.
     xs = [warmup_series(200, s) for s in range(3)]
     specs = [c.spec for c in crits]
-    _same(replay(xs, [], grid={"rolling_cv": {"window": [3, 6, 12]}}),
+    _same(replay(xs, [], grid={"rolling_cv": {"window": [3, 6, 12]}}, values_are_durations=True),
           _slow(xs, specs, StopRule(min_samples=5)))
 
 
@@ -451,9 +459,10 @@ def test_vectorised_sweep_stops_equal_stop_rule_decide(seed, n, min_samples, che
                     max_samples=cap)
     values = np.r_[np.sort(rng.uniform(0.0, 1.0, 12)), 0.0, 1.0, stat[: min(n, 3)]]
     values = values[np.isfinite(values)]
-    stop, conv = replay_mod._sweep_stops(rule, stat, values, op)
+    stop, conv = rule.sweep(stat, values, op)
     for v, k, c in zip(values, stop, conv, strict=True):
-        d = rule.decide(replay_mod._passes(stat, float(v), op))
+        with np.errstate(invalid="ignore"):
+            d = rule.decide(stat < v if op == "<" else stat >= v)
         assert (int(k), bool(c)) == ((-1, False) if d is None else (d.index, d.converged))
 
 
@@ -464,8 +473,8 @@ def test_truncation_methods_are_fed_online_and_give_the_whole_run_rows(monkeypat
     specs = ["mser5", "red_sse:every=20", "max_ess:every=25"]
     slow = replay(traces, specs, early_exit=False)
     calls = []
-    real = replay_mod._evaluate
-    monkeypatch.setattr(replay_mod, "_evaluate",
+    real = replay_decide.evaluate_run
+    monkeypatch.setattr(replay_decide, "evaluate_run",
                         lambda crit, *a, **k: calls.append(crit.name) or real(crit, *a, **k))
     fast = replay(traces, specs)
     assert calls == []  # no prefix was evaluated offline
@@ -518,7 +527,7 @@ def test_columns_and_dtypes_equal_a_frame_built_row_by_row():
                    "samples_used": len(x) if k is None else k + 1,
                    "seconds_used": t[-1] if k is None else t[k],
                    "post_stop_mean": math.nan if k is None else np.mean(x[k + 1 :]),
-                   "reason": replay_mod._no_stop_reason(rule, len(x)) if d is None
+                   "reason": rule.no_stop_reason(len(x)) if d is None
                    else d.reason,
                    "reference_start": ref,
                    "reference_start_s": t[ref - 1] if ref is not None and ref > 0 else math.nan,
@@ -526,7 +535,9 @@ def test_columns_and_dtypes_equal_a_frame_built_row_by_row():
                    else math.nan}
             row.update({f"param_{p}": v for p, v in crit.get_params().items()})
             rows.append(row)
-    expected = replay_mod._finish(pd.DataFrame.from_records(rows))
+    expected = finish_frame(pd.DataFrame.from_records(rows))
+    # Runs come in trace-id order (the corpus order), whatever the input order.
+    expected = expected.sort_values("trace_id", kind="stable").reset_index(drop=True)
     assert list(df.columns) == list(expected.columns)
     pd.testing.assert_series_equal(df.dtypes, expected.dtypes)
     pd.testing.assert_frame_equal(df, expected, check_exact=False, rtol=1e-12)
@@ -537,4 +548,14 @@ def test_columns_and_dtypes_equal_a_frame_built_row_by_row():
 def test_bare_series_times_overflowing_to_infinity_are_an_error():
     x = np.full(5, 1e308)  # finite samples whose cumulative sum overflows
     with pytest.raises(ReplaySampleError, match=r"sample 1 of signal 'time_s'"):
-        replay(x, "rolling_cv")
+        replay(x, "rolling_cv", values_are_durations=True)
+
+
+def test_time_based_criteria_refuse_bare_series_without_times():
+    x = warmup_series(60, 4)
+    with pytest.raises(ReplayError, match=r"'min_duration.*needs sample times.*series0"):
+        replay([x], "min_duration:seconds=1")
+    with pytest.raises(ReplayError, match=r"needs sample times"):
+        replay([x], "all_of(rolling_cv,min_duration:seconds=1)")
+    df = replay([x], "min_duration:seconds=1", values_are_durations=True)
+    assert df["stop_time_s"].iloc[0] >= 1.0

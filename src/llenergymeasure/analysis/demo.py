@@ -30,14 +30,17 @@ import numpy as np
 import pandas as pd
 
 from llenergymeasure.analysis import scoring, synthetic, tables
+from llenergymeasure.analysis.corpus import Corpus
 from llenergymeasure.analysis.replay import replay
-from llenergymeasure.criteria.registry import available_criteria, parse_spec
+from llenergymeasure.criteria.registry import available_criteria, criterion_class, parse_spec
 
 __all__ = [
     "COSTLY_CRITERIA",
     "DEFAULT_CRITERIA",
+    "EXCLUDED_CRITERIA",
     "QUICK_CRITERIA",
     "DemoOutputs",
+    "costly_criteria",
     "default_criteria",
     "record_tiny_model_trace",
     "run_demo",
@@ -86,9 +89,10 @@ DEFAULT_CRITERIA: tuple[str, ...] = (
 )
 
 
-#: Registered criteria left out of :data:`DEFAULT_CRITERIA` on purpose, with why.
-#: Each costs seconds per 3,000-sample trace offline, where the others cost
-#: milliseconds; replay them explicitly (``--criterion pelt:growth=1.2``).
+#: Measured offline costs of the criteria that declare `cost_class = "heavy"`
+#: (`costly_criteria`), which `DEFAULT_CRITERIA` leaves out: each costs seconds per
+#: 3,000-sample trace offline, where the others cost milliseconds; replay them
+#: explicitly (`--criterion pelt:growth=1.2`).
 COSTLY_CRITERIA: dict[str, str] = {
     "pelt": "re-runs PELT on the growing prefix: about 2.6 s per 3,000-sample trace "
     "even with a geometric schedule (growth=1.2)",
@@ -98,6 +102,18 @@ COSTLY_CRITERIA: dict[str, str] = {
     "3,000-sample trace (0.2 s per 300)",
     "nvbench_entropy": "a histogram entropy and a regression per sample: 0.5 to 0.8 s per trace",
 }
+
+#: Registered criteria that are neither heavy nor in `DEFAULT_CRITERIA`, with why.
+EXCLUDED_CRITERIA: dict[str, str] = {
+    "learned": "its default model is trained on the Traini development corpus: replayed "
+    "there it would be scored in sample",
+}
+
+
+def costly_criteria() -> list[str]:
+    """Registered criteria whose declared `Criterion.cost_class` is `"heavy"`."""
+    return [n for n in available_criteria() if criterion_class(n).cost_class == "heavy"]
+
 
 #: The cheap subset replayed by ``run_demo(quick=True)`` (one spec per family).
 QUICK_CRITERIA: tuple[str, ...] = (
@@ -311,14 +327,15 @@ def run_demo(
         save_trace(trace, path)
         traces[trace.metadata.tags["trace_id"]] = trace
         paths.append(path)
-    results = replay(list(traces.values()), specs, show_progress=show_progress)
+    results = replay(traces, specs, show_progress=show_progress)
     results.to_parquet(out / "results.parquet")
 
-    scored = scoring.score(results, list(traces.values()))
+    runs = Corpus.build(traces)
+    scored = scoring.score(results, runs)
     scored.to_parquet(out / "scored.parquet")
-    summary = scoring.summarize(scored)
+    summary = scoring.summarize(scored, corpus=runs)
     tables.to_csv(summary, out / "summary.csv")
-    figures = write_figures(scored, out / "figures", list(traces.values()))
+    figures = write_figures(scored, out / "figures", runs)
     elapsed = time.perf_counter() - started
     report = out / "report.md"
     report.write_text(
@@ -363,6 +380,10 @@ REPORT_SUMMARY_COLUMNS: tuple[str, ...] = (
     "premature_rate",
     "never_stopped_rate",
     "exact_rate",
+    "fixed_n_same_cost",
+    "premature_rate_fixed",
+    "premature_lift",
+    "versus_fixed",
 )
 
 
@@ -407,10 +428,17 @@ def _report_text(results: pd.DataFrame, summary: pd.DataFrame, tiny: Any,
         ),
         "## Summary over the synthetic corpus (scored against the known starts)",
         "",
-        "Medians over runs; rates over runs with a reference steady state. The full summary "
-        "(IQRs, bootstrap CIs of the medians, over/under bands) is in `summary.csv`.",
+        "Medians over runs; rates over runs with a reference steady state; a stop is "
+        f"\"exact\" within {scoring.DEFAULT_BAND.describe()} of the reference start, "
+        "whichever is tighter. `fixed_n_same_cost` is the fixed count with the setting's "
+        "mean samples used, evaluated on the same runs; `premature_lift` is the setting's "
+        "premature rate minus that fixed count's (negative is better). The full summary "
+        "(IQRs, bootstrap CIs, over/under bands, late starts) is in `summary.csv`.",
         "",
         tables.to_markdown(summary[cols]),
+        "## Against a fixed count of the same cost",
+        "",
+        scoring.describe_versus_fixed(summary),
     ]
     if figures:
         lines += ["## Figures", ""]

@@ -78,21 +78,14 @@ def _load_grid(path: str | None) -> dict[str, Any] | None:
     return grid
 
 
-def _load_all(paths: list[str], fmt: str | None) -> list[Any]:
-    from llenergymeasure.traces import load_trace, load_traces
+def _load_all(paths: list[str], fmt: str | None) -> Any:
+    """The runs of trace files and folders, ids unique whatever the order (a Corpus)."""
+    from llenergymeasure.analysis.corpus import Corpus
 
-    traces: list[Any] = []
-    for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise FileNotFoundError(f"no trace file or folder {p}")
-        if p.is_dir():
-            traces.extend(load_traces(p))
-        else:
-            traces.append(load_trace(p, format=fmt))
-    if not traces:
+    corpus = Corpus.build(list(paths), format=fmt)
+    if not len(corpus):
         raise ValueError(f"no trace found in {', '.join(paths)}")
-    return traces
+    return corpus
 
 
 def _executor(jobs: int) -> Any:
@@ -149,16 +142,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     results = _read_results(args.results)
     traces = _load_all(args.traces, None) if args.traces else []
-    scored = scoring.score(results, traces, tolerance_s=args.tolerance)
-    summary = scoring.summarize(scored)
+    if args.reference:
+        from llenergymeasure.analysis.corpus import Corpus
+
+        traces = Corpus.build(traces).with_reference(args.reference)
+        results = results.drop(columns=["reference_start"], errors="ignore")
+    scored = scoring.score(results, traces, band=args.band)
+    summary = scoring.summarize(scored, corpus=traces)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(out / "scored.parquet")
     tables.export_table(summary, out / "summary", caption="Warmup criteria compared",
                         label="tab:criteria")
     text = "# Comparison of warmup criteria\n\n"
-    text += f"Source: `{args.results}`, tolerance ±{args.tolerance:g} s.\n\n"
+    band = scoring.Band.parse(args.band)
+    text += f"Source: `{args.results}`; a stop is exact within {band.describe()}.\n\n"
     text += tables.to_markdown(summary)
+    text += "\n## Against a fixed count of the same cost\n\n"
+    text += scoring.describe_versus_fixed(summary)
     (out / "report.md").write_text(text, encoding="utf-8")
     print(f"scored {len(scored)} rows, {len(summary)} criterion settings -> {out}")
     return 0
@@ -258,7 +259,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("results", help="results.parquet from 'replay'.")
     p.add_argument("--out", "-o", required=True, help="Report folder.")
     p.add_argument("--traces", nargs="*", default=[], help="The replayed traces (for bias CIs).")
-    p.add_argument("--tolerance", type=float, default=5.0, help="Exact band in seconds (5).")
+    p.add_argument("--band", default="5s+50",
+                   help="Exact band: '5s' seconds, '50' samples, '2%%' of the run, or e.g. "
+                        "'5s+50' (both apply; the default).")
+    p.add_argument("--reference", metavar="CSV",
+                   help="Reference starts (trace_id,run_id,reference_start) to score against.")
     p.set_defaults(func=_guard(_cmd_compare))
 
     p = subparsers.add_parser("figures", help="Draw the figures of a results table.")

@@ -597,10 +597,15 @@ class Trace:
         :data:`OPTIONAL_COLUMNS` (and unknown extra columns).
     metadata : TraceMetadata
         Schema version, configuration, environment, runs.
+    trace_id : str or None
+        Identifier of the trace in an analysis corpus: set by `load_trace` (the
+        file stem) and `load_traces` (the path relative to the folder, suffix
+        dropped); None for a trace built in memory.
     """
 
     data: pd.DataFrame
     metadata: TraceMetadata
+    trace_id: str | None = None
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]], metadata: TraceMetadata) -> Trace:
@@ -643,7 +648,7 @@ class Trace:
         """A single-run trace (data and metadata restricted to ``run_id``)."""
         rows = self._rows(run_id).reset_index(drop=True)
         runs = [r for r in self.metadata.runs if r.run_id == run_id]
-        return Trace(rows, self.metadata.model_copy(update={"runs": runs}))
+        return Trace(rows, self.metadata.model_copy(update={"runs": runs}), self.trace_id)
 
     def iter_runs(self) -> Iterator[Trace]:
         """Yield one single-run trace per run."""

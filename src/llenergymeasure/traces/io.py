@@ -303,7 +303,8 @@ def load_trace(path: str | os.PathLike[str], format: str | None = None) -> Trace
     Returns
     -------
     Trace
-        Validated and migrated to the current schema version.
+        Validated and migrated to the current schema version; its `trace_id` is
+        the file stem.
 
     Raises
     ------
@@ -323,12 +324,34 @@ def load_trace(path: str | os.PathLike[str], format: str | None = None) -> Trace
         fmt = None
         format = "csv"
     if fmt == "parquet":
-        return _load_parquet(path)
-    if fmt == "jsonl":
-        return _load_jsonl(path)
-    if fmt == "csv":
-        return _load_csv(path)
-    return _import(path, format)
+        trace = _load_parquet(path)
+    elif fmt == "jsonl":
+        trace = _load_jsonl(path)
+    elif fmt == "csv":
+        trace = _load_csv(path)
+    else:
+        trace = _import(path, format)
+    trace.trace_id = _trace_id_from_path(Path(path.name))
+    return trace
+
+
+def _trace_id_from_path(rel: Path) -> str:
+    """`Trace.trace_id` of a file: the relative path, POSIX, its suffix dropped.
+
+    The suffix is the last one, after a compression suffix (`.gz`, `.bz2`, `.xz`,
+    `.zst`); an in-progress recording's `.partial.jsonl` is dropped whole.
+    """
+    name = rel.name
+    if name.endswith(PARTIAL_SUFFIX):
+        name = name[: -len(PARTIAL_SUFFIX)]
+    else:
+        for comp in (".gz", ".bz2", ".xz", ".zst"):
+            if name.lower().endswith(comp) and len(name) > len(comp):
+                name = name[: -len(comp)]
+                break
+        name = Path(name).stem or name
+    parent = rel.parent.as_posix()
+    return name if parent in ("", ".") else f"{parent}/{name}"
 
 
 def _import(path: Path, format: str | None) -> Trace:
@@ -495,6 +518,11 @@ def parse_jsonl(data: bytes, *, file: str, partial: bool | None = None) -> Trace
 def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
     """Load one trace file, or every trace in a folder (sorted by name).
 
+    Each trace's `trace_id` is its file's path relative to the folder (POSIX,
+    suffix dropped), or the file stem when `path` is a file; two files of the
+    folder that differ only in their suffix (`a.jsonl`, `a.parquet`) keep their
+    whole names as ids.
+
     In a folder, native traces and files an importer recognises are read;
     CSV sidecars and unrecognised files are skipped (logged at debug level).
     An in-progress ``.partial.jsonl`` is skipped when its final file exists.
@@ -503,6 +531,7 @@ def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
     if not p.is_dir():
         return [load_trace(p)]
     traces = []
+    files: list[Path] = []
     for child in sorted(p.iterdir()):
         if not child.is_file() or child.name.endswith(SIDECAR_SUFFIX) or child.name.startswith("."):
             continue
@@ -516,9 +545,15 @@ def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
             if imported is None:
                 logger.debug("skipping %s: not a trace", child)
                 continue
-            traces.append(_import(child, imported))
+            trace = _import(child, imported)
         else:
-            traces.append(load_trace(child, fmt))
+            trace = load_trace(child, fmt)
+        traces.append(trace)
+        files.append(child)
+    ids = [_trace_id_from_path(f.relative_to(p)) for f in files]
+    for trace, child, tid in zip(traces, files, ids, strict=True):
+        # Two files differing only in their suffix keep their whole names.
+        trace.trace_id = tid if ids.count(tid) == 1 else child.relative_to(p).as_posix()
     return traces
 
 

@@ -50,7 +50,11 @@ from llenergymeasure.analysis.figures._style import (
     style_path,
 )
 from llenergymeasure.analysis.figures.agreement import agreement_matrix, plot_agreement
-from llenergymeasure.analysis.figures.cost_error import cost_error_data, plot_cost_error
+from llenergymeasure.analysis.figures.cost_error import (
+    cost_error_data,
+    fixed_count_curve,
+    plot_cost_error,
+)
 from llenergymeasure.analysis.figures.ecdf import plot_wee_ecdf, wee_ecdf_data
 from llenergymeasure.analysis.figures.forest import bias_forest_data, plot_forest
 from llenergymeasure.analysis.figures.sensitivity import (
@@ -64,6 +68,7 @@ from llenergymeasure.analysis.figures.trace_stops import (
     plot_trace_stops,
     trace_stops_data,
 )
+from llenergymeasure.analysis.scoring import ScoringError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -87,6 +92,7 @@ __all__ = [
     "figure_size",
     "figure_traces",
     "figure_wee_ecdf",
+    "fixed_count_curve",
     "grid_parameters",
     "paper_style",
     "plot_agreement",
@@ -128,10 +134,17 @@ def _one(draw: Callable[[Any], Any], columns: float, aspect: float) -> Figure:
     return fig
 
 
-def figure_cost_error(results: pd.DataFrame) -> Figure:
-    """Cost (median warmup seconds) against error (median |time waste|), Pareto front."""
-    return _one(lambda ax: plot_cost_error(cost_error_data(results), ax=ax, logx=True),
-                2, 0.5)
+def figure_cost_error(results: pd.DataFrame, corpus: Any = None) -> Figure:
+    """Cost (median warmup seconds) against error (median |time waste|), Pareto front,
+    and the fixed-count curve on the same runs when `corpus` (the replayed runs) is given."""
+    curve = None
+    if corpus is not None:
+        try:
+            curve = fixed_count_curve(corpus)
+        except ScoringError as exc:  # no reference start: no curve
+            logger.info("no fixed-count curve: %s", exc)
+    return _one(lambda ax: plot_cost_error(cost_error_data(results), ax=ax, logx=True,
+                                           frontier=curve), 2, 0.5)
 
 
 def best_settings(results: pd.DataFrame, *, max_settings: int = 10,
@@ -256,6 +269,10 @@ def save_all_figures(
     """
     out = Path(out_dir)
     frame = results_df
+    if traces is not None:
+        from llenergymeasure.analysis.corpus import Corpus
+
+        traces = Corpus.build(traces)  # built once for every figure
     if traces is not None and score and "bias_ci_low" not in frame.columns:
         from llenergymeasure.analysis.scoring import score as score_frame
 
@@ -265,6 +282,9 @@ def save_all_figures(
     items: list[tuple[str, Callable[[], Figure]]] = [
         (name, (lambda f=func: f(frame))) for name, func in PAPER_FIGURES.items()
     ]
+    if traces is not None:  # the cost-error figure gains the fixed-count curve
+        items = [(name, (lambda: figure_cost_error(frame, traces)) if name == "cost_error"
+                  else make) for name, make in items]
     if traces is not None:
         items.append(("traces", lambda: figure_traces(frame, traces)))
     for name, make in items:

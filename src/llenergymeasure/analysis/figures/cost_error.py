@@ -5,7 +5,10 @@ the median seconds spent in warmup (cost) against the median absolute time waste
 :math:`|t_k - t_{r-1}|` (error), and marks the settings no other setting beats on both
 (:func:`llenergymeasure.analysis.scoring.pareto_front`: no worse on both, strictly
 better on one). :func:`plot_cost_error` draws the points, the front as a step line and
-labels the front's points.
+labels the front's points. With the replayed runs, `fixed_count_curve` gives the
+fixed-count curve (`llenergymeasure.analysis.scoring.fixed_count_frontier`: the cost
+and error of `fixed_count:n` for many `n` on the same runs), drawn as a dashed line:
+a setting above it is worse than a fixed count of the same cost.
 
 References
 ----------
@@ -17,13 +20,15 @@ References
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from llenergymeasure.analysis.figures._scores import with_scores
 from llenergymeasure.analysis.figures._style import (
+    FigureDataError,
     empty_note,
     finite,
     new_axes,
@@ -32,12 +37,52 @@ from llenergymeasure.analysis.figures._style import (
     series_styles,
     setting_labels,
 )
-from llenergymeasure.analysis.scoring import pareto_front
+from llenergymeasure.analysis.scoring import fixed_count_frontier, pareto_front
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-__all__ = ["cost_error_data", "plot_cost_error"]
+__all__ = ["cost_error_data", "fixed_count_curve", "plot_cost_error"]
+
+#: Frontier columns of `fixed_count_frontier` matching a cost or (error, agg).
+_FRONTIER_COST = {("seconds_used", "median"): "median_seconds_used",
+                  ("seconds_used", "mean"): "seconds_used",
+                  ("samples_used", "median"): "samples_used",
+                  ("samples_used", "mean"): "samples_used"}
+_FRONTIER_ERROR = {("abs_wee_s", "median"): "median_abs_wee_s",
+                   ("abs_wee_s", "mean"): "mean_abs_wee_s"}
+
+
+def fixed_count_curve(
+    corpus: Any,
+    *,
+    cost: str = "seconds_used",
+    error: str = "abs_wee_s",
+    agg: Literal["median", "mean"] = "median",
+    counts: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """The fixed-count curve in the axes of `cost_error_data`: columns `n`, `cost`, `error`.
+
+    Parameters
+    ----------
+    corpus : Corpus, or anything `Corpus.build` accepts
+        The replayed runs (with reference starts).
+    cost, error, agg
+        As in `cost_error_data`; supported: cost `seconds_used` or `samples_used`,
+        error `abs_wee_s` (median or mean).
+    counts : sequence of int, optional
+        The counts (default: those of `fixed_count_frontier`).
+
+    Raises
+    ------
+    FigureDataError
+        An axis the curve does not provide.
+    """
+    if (cost, agg) not in _FRONTIER_COST or (error, agg) not in _FRONTIER_ERROR:
+        raise FigureDataError(f"no fixed-count curve for cost {cost!r} and {agg} {error!r}")
+    front = fixed_count_frontier(corpus, counts)
+    return pd.DataFrame({"n": front["n"], "cost": front[_FRONTIER_COST[(cost, agg)]],
+                         "error": front[_FRONTIER_ERROR[(error, agg)]]})
 
 
 def cost_error_data(
@@ -95,6 +140,7 @@ def plot_cost_error(
     cost_label: str = "median warmup time (s)",
     error_label: str = "median |time waste| (s)",
     columns: float = 1,
+    frontier: pd.DataFrame | None = None,
 ) -> Axes:
     """Scatter cost against error, with the Pareto front as a step line.
 
@@ -112,6 +158,8 @@ def plot_cost_error(
         Axis labels.
     columns : float, default 1
         Width of a new figure (1 or 2 journal columns, or inches).
+    frontier : DataFrame, optional
+        The fixed-count curve (`fixed_count_curve`), drawn as a dashed line.
 
     Returns
     -------
@@ -130,6 +178,11 @@ def plot_cost_error(
             st = styles[crit]
             ax.scatter(g["cost"], g["error"], s=14, marker=st["marker"], color=st["color"],
                        edgecolors="white", linewidths=0.3, zorder=3, label=str(crit))
+        if frontier is not None and len(frontier):
+            curve = frontier[np.isfinite(finite(frontier["cost"]))
+                             & np.isfinite(finite(frontier["error"]))].sort_values("cost")
+            ax.plot(curve["cost"], curve["error"], color="0.4", ls="--", lw=0.9, zorder=1,
+                    label="fixed count (same runs)")
         front = pts[pts["on_front"].astype(bool)].sort_values("cost")
         if len(front):
             ax.step(front["cost"], front["error"], where="post", color="k", lw=0.8,

@@ -18,7 +18,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from llenergymeasure.analysis.corpus import Corpus, CorpusError
 from llenergymeasure.analysis.figures._style import (
     FigureDataError,
     figure_size,
@@ -78,22 +79,6 @@ class TraceStops:
     signal: str = "latency_ms"
 
 
-def _find_run(traces: Any, trace_id: str, run_id: str) -> Any:
-    from llenergymeasure.analysis.replay import trace_id_of
-
-    if isinstance(traces, Mapping):
-        items = list(traces.items())
-    elif hasattr(traces, "run_ids"):
-        items = [(trace_id_of(traces, 0), traces)]
-    else:
-        items = [(trace_id_of(tr, i), tr) for i, tr in enumerate(traces)]
-    for key, tr in items:
-        if str(key) == str(trace_id) and str(run_id) in [str(r) for r in tr.run_ids]:
-            return tr
-    known = sorted({str(k) for k, _ in items})
-    raise FigureDataError(f"no trace {trace_id!r} with run {run_id!r} (traces: {known})")
-
-
 def trace_stops_data(
     results: pd.DataFrame,
     traces: Any,
@@ -110,9 +95,8 @@ def trace_stops_data(
     results : DataFrame
         Replay (or scored) rows: ``trace_id``, ``run_id``, ``spec``, ``stop_index``,
         ``stop_time_s`` (``criterion`` and ``param_*`` give shorter labels).
-    traces : Trace, sequence of Trace or mapping ``trace_id -> Trace``
-        The replayed traces (identified as :func:`~llenergymeasure.analysis.replay.replay`
-        identifies them).
+    traces : Corpus, or anything `Corpus.build` accepts
+        The replayed runs (identified as replay identifies them).
     trace_id, run_id : str
         The run to draw.
     signal : str, default "latency_ms"
@@ -130,11 +114,13 @@ def trace_stops_data(
         When the run is not among ``traces`` or ``results`` has no row for it.
     """
     require_columns(results, "trace_id", "run_id", "spec", "stop_index")
-    trace = _find_run(traces, trace_id, run_id)
-    x = np.asarray(trace.samples(run_id, signal=signal), dtype=np.float64)
-    t = np.asarray(trace.sample_times_s(run_id), dtype=np.float64)
-    info = trace.run_info(run_id)
-    ref = getattr(info, "reference_start", None)
+    try:
+        run = Corpus.build(traces, signals=(signal,)).get(trace_id, run_id)
+    except CorpusError as exc:
+        raise FigureDataError(str(exc)) from exc
+    x = run.signals[signal]
+    t = run.times if run.times is not None else np.full(x.size, np.nan)
+    ref = run.reference_start
     rows = results.assign(label=setting_labels(results))
     rows = rows[(rows["trace_id"].astype(str) == str(trace_id))
                 & (rows["run_id"].astype(str) == str(run_id))]
