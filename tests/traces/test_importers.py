@@ -477,7 +477,8 @@ def test_import_file_dispatch_errors(tmp_path: Path) -> None:
         import_file(path, "bogus")
     with pytest.raises(FileNotFoundError):
         import_file(tmp_path / "missing.json")
-    assert set(FORMATS) == {"traini", "pyperf", "jmh", "csv"}
+    assert set(FORMATS) == {"traini", "pyperf", "jmh", "csv", "vllm", "megatron", "nanogpt",
+                            "llmperf"}
 
 
 def test_load_trace_reaches_the_importers(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ class ImportedRun:
     extra : dict of str to ndarray
         Other columns (known optional columns or source-specific ones).
     reference_start, labels, provenance
-        Fields of the run's :class:`~llenergymeasure.domain.trace.RunInfo`.
+        Fields of the run's `RunInfo`.
     """
 
     run_id: str
@@ -106,7 +106,7 @@ class ImportedRun:
         return pd.DataFrame(cols)
 
     def info(self) -> RunInfo:
-        """The run's :class:`RunInfo` (status ``"imported"``)."""
+        """The run's `RunInfo` (status `"imported"`)."""
         return RunInfo(
             run_id=self.run_id,
             status="imported",
@@ -118,7 +118,7 @@ class ImportedRun:
 
 
 def _nullable_ns(values: Any) -> Any:
-    """Nanosecond times as a nullable ``Int64`` array (NaN or None become null)."""
+    """Nanosecond times as a nullable `Int64` array (NaN or None become null)."""
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         return pd.array(arr.astype(np.int64), dtype="Int64")
@@ -137,7 +137,7 @@ def build_trace(
     tags: dict[str, str] | None = None,
     model: dict[str, Any] | None = None,
 ) -> Trace:
-    """Assemble imported runs into a validated :class:`Trace`.
+    """Assemble imported runs into a validated `Trace`.
 
     Parameters
     ----------
@@ -146,11 +146,11 @@ def build_trace(
     file : path-like
         Source file (for error messages and the tags).
     source_format : str
-        Importer name, stored in the tag ``source_format``.
+        Importer name, stored in the tag `source_format`.
     tags : dict, optional
         More tags (values are turned into strings).
     model : dict, optional
-        What was benchmarked (stored as ``metadata.model``).
+        What was benchmarked (stored as `metadata.model`).
 
     Raises
     ------
@@ -179,7 +179,7 @@ def build_trace(
 
 
 def is_gzip(path: Path) -> bool:
-    """Whether ``path`` starts with the gzip magic bytes."""
+    """Whether `path` starts with the gzip magic bytes."""
     try:
         with path.open("rb") as fh:
             return fh.read(2) == b"\x1f\x8b"
@@ -211,7 +211,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def number(value: Any, *, file: str, field: str, positive: bool = True) -> float:
-    """``value`` as a finite float (positive unless told), else a :class:`TraceFormatError`."""
+    """`value` as a finite float (positive unless told), else a `TraceFormatError`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TraceFormatError(f"expected a number, got {value!r}", file=file, field=field)
     v = float(value)
