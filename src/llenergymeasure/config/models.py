@@ -82,6 +82,22 @@ class WarmupConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> WarmupConfig:
+        if self.criterion is not None:
+            # The CV fields build the default rolling CV only: with a criterion spec they
+            # would be ignored. Their defaults are allowed, so that a full model_dump()
+            # validates back; any other value is an error naming both fields.
+            ignored = [
+                f"{name}={getattr(self, name)!r}"
+                for name in ("cv_threshold", "window_size", "ddof")
+                if getattr(self, name) != type(self).model_fields[name].default
+            ]
+            if ignored:
+                raise ValueError(
+                    f"criterion={self.criterion!r} and {', '.join(ignored)} were both given: "
+                    "cv_threshold, window_size and ddof configure the default rolling CV "
+                    "(criterion=None) and would be ignored; put them in the spec instead, "
+                    "e.g. 'rolling_cv:window=5,threshold=0.05,ddof=1'"
+                )
         if self.min_prompts > self.max_prompts:
             raise ValueError(
                 f"min_prompts ({self.min_prompts}) must be <= max_prompts ({self.max_prompts})"
