@@ -89,8 +89,14 @@ def test_prompt_file_is_used_in_turn_and_cli_overrides_the_config(
 class _FakeNvml:
     """Just enough of pynvml: every energy read advances the counter by 1000 mJ."""
 
-    def __init__(self) -> None:
+    def __init__(self, throttled_reads: int = 0) -> None:
         self.energy = 0
+        self.reads = 0
+        self.throttled_reads = throttled_reads
+
+    def reasons(self, handle: object) -> int:
+        self.reads += 1
+        return 0x40 if self.reads <= self.throttled_reads else 0  # 0x40: HW thermal slowdown
 
     def module(self) -> types.ModuleType:
         mod = types.ModuleType("pynvml")
@@ -109,7 +115,7 @@ class _FakeNvml:
         mod.nvmlDeviceGetPowerUsage = lambda h: 70_000
         mod.nvmlDeviceGetTemperature = lambda h, kind: 41
         mod.nvmlDeviceGetClockInfo = lambda h, kind: 1980 if kind == 1 else 2619
-        mod.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0
+        mod.nvmlDeviceGetCurrentClocksThrottleReasons = self.reasons
         return mod
 
 
@@ -130,6 +136,22 @@ def test_nvml_side_channels_with_a_fake_nvml(
     assert rc == 0 and "energy_mj" not in load_trace(tmp_path / "off.csv").data
 
 
+def test_throttled_samples_are_kept_out_of_the_criterion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the first 4 reads of the throttle reasons (before and after attempts 1 and 2) report
+    # a thermal slowdown: those two samples are flagged and the fixed count of 3 needs 5
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml(throttled_reads=4).module())
+    out = tmp_path / "thr.jsonl"
+    rc, stdout, err = _record(capsys, "-o", str(out), "--config", _config(tmp_path),
+                              "--max-new-tokens", "1", "--exclude-throttled", "--json")
+    assert rc == 0, err
+    result = json.loads(stdout)
+    assert result["throttled_samples"] == 2 and result["attempts"] == 5
+    assert result["iterations_completed"] == 3 and result["status"] == "converged"
+    assert load_trace(out).data["throttled"].tolist() == [True, True, False, False, False]
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -148,6 +170,7 @@ def test_nvml_side_channels_with_a_fake_nvml(
         (["--cuda-events", "on", "--device", "cpu"], "needs a CUDA model"),
         (["--record-after-stop", "-1"], "--record-after-stop"),
         (["--tag", "novalue"], "KEY=VALUE"),
+        (["--exclude-throttled", "--nvml", "off"], "--exclude-throttled needs NVML"),
         (["--base-url", "http://h", "--served-model", "m", "--extra-body", "{bad"], "not JSON"),
     ],
 )

@@ -5,12 +5,12 @@ Two sources of inferences:
 * a local transformers model: the built-in tiny model (``--model tiny``, the
   default; random weights, CPU, no download) or a model folder
   (``--model PATH``), run in this process through
-  :func:`~llenergymeasure.core.inference.create_warmup_inference_fn`;
+  `llenergymeasure.core.inference.create_warmup_inference_fn`;
 * an OpenAI-compatible server (``--base-url URL --served-model NAME``), one
   streamed request per attempt through
-  :func:`~llenergymeasure.core.openai_client.create_openai_inference_fn`.
+  `llenergymeasure.core.openai_client.create_openai_inference_fn`.
 
-The run is :func:`~llenergymeasure.core.warmup.warmup_until_converged` with the
+The run is `llenergymeasure.core.warmup.warmup_until_converged` with the
 configuration of ``--config`` (a ``WarmupConfig`` file) and the overrides
 given; the trace goes to ``-o``. Exit codes: 0 recorded, 1 every attempt
 failed or a failure at run time, 2 bad input, 130 interrupted (the trace so far
@@ -372,10 +372,12 @@ def _server_source(
 
 
 def _statistic(result: Any) -> str:
-    if math.isnan(result.final_cv):
+    if math.isnan(result.final_statistic):
         return "none evaluated"
-    target = "" if math.isnan(result.target_cv) else f" (threshold {result.target_cv:.6g})"
-    return f"{result.final_cv:.6g}{target}"
+    label = f"{result.statistic_label}=" if result.statistic_label else ""
+    target = ("" if math.isnan(result.target_statistic)
+              else f" (threshold {result.target_statistic:.6g})")
+    return f"{label}{result.final_statistic:.6g}{target}"
 
 
 def _print_result(result: Any, status_lines: Sequence[str]) -> None:
@@ -386,6 +388,8 @@ def _print_result(result: Any, status_lines: Sequence[str]) -> None:
     if result.failures:
         kinds = ", ".join(f"{k} x{v}" for k, v in sorted(result.failure_types.items()))
         print(f"failures: {result.failures} ({kinds})")
+    if result.throttled_samples:
+        print(f"throttled samples (kept out of the criterion): {result.throttled_samples}")
     print(f"stop reason: {result.stop_reason}")
     print(f"statistic: {_statistic(result)}")
     print(f"duration: {result.duration_s:.3f} s")
@@ -447,6 +451,8 @@ def _record(args: argparse.Namespace) -> int:
         raise RecordInputError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     if args.base_url is not None and args.model is not None:
         raise RecordInputError("give --model (a local model) or --base-url (a server), not both")
+    if args.exclude_throttled and args.nvml == "off":
+        raise RecordInputError("--exclude-throttled needs NVML; it cannot go with --nvml off")
     config = _build_config(args)
     for spec in args.shadow:
         make_criterion(spec)  # an unknown shadow criterion fails before any model is loaded
@@ -459,10 +465,18 @@ def _record(args: argparse.Namespace) -> int:
     else:
         args.model = args.model or "tiny"
         fn, meta, status_lines = _local_source(args, prompts)
+    throttle = None
+    if args.exclude_throttled:
+        if args.nvml_sampler is None:
+            raise RecordInputError("--exclude-throttled needs the NVML side channels, which "
+                                   f"are off ({status_lines[-1]})")
+        from llenergymeasure.core.timing import ThrottleFilter
+
+        throttle = ThrottleFilter.for_sampler(args.nvml_sampler)
     result = warmup_until_converged(
         fn, config, show_progress=not args.no_progress, trace_path=out,
         shadow_criteria=list(args.shadow), record_after_stop=args.record_after_stop,
-        model=meta, tags=tags, run_id=args.run_id,
+        model=meta, tags=tags, run_id=args.run_id, overwrite=args.overwrite, throttle=throttle,
     )
     if args.json:
         print(result.model_dump_json(indent=2))
@@ -536,6 +550,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--nvml", choices=("auto", "on", "off"), default="auto",
                      help="NVML power, energy, temperature and clocks around each attempt: "
                           "auto (when pynvml and a GPU are present), on (fail without), off.")
+    run.add_argument("--exclude-throttled", action="store_true",
+                     help="NVBench-style: flag samples taken while NVML reports a throttle "
+                          "reason or the SM clock is below 75%% of its maximum, and keep them "
+                          "out of the criterion (needs NVML).")
     run.add_argument("--cuda-events", choices=("auto", "on", "off"), default="auto",
                      help="CUDA-event GPU time (local CUDA model only): auto, on, off.")
     run.add_argument("--gpu-index", type=int, default=0, metavar="I",
