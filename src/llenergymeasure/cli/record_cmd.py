@@ -417,10 +417,10 @@ def cmd_record(args: argparse.Namespace) -> int:
         out = Path(args.output)
         kept = out if out.exists() else partial_path_for(out)
         if kept.exists():
-            print(f"llem-warmup: interrupted; the trace so far is kept in {kept}",
+            print(f"llem-warmup record: interrupted; the trace so far is kept in {kept}",
                   file=sys.stderr)
         else:
-            print("llem-warmup: interrupted before recording started", file=sys.stderr)
+            print("llem-warmup record: interrupted before recording started", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (RecordInputError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"llem-warmup record: error: {_one_line(exc)}", file=sys.stderr)
