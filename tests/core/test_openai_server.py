@@ -322,3 +322,15 @@ def test_import_paths_and_no_http_machinery_at_import() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_criterion_can_watch_the_time_to_first_token(openai_server, tmp_path) -> None:
+    fn = create_openai_inference_fn(openai_server.base_url, openai_server.model, PROMPT,
+                                    max_tokens=2)
+    cfg = WarmupConfig(criterion="rolling_cv:signal=ttft_ms,window=3,threshold=0.9",
+                       max_prompts=5, min_prompts=3, convergence_detection=False)
+    res = warmup_until_converged(fn, cfg, show_progress=False, trace_path=tmp_path / "t.jsonl")
+    assert res.failures == 0 and res.attempts == 5
+    ttft = load_trace(res.trace_path).data["ttft_ms"].to_numpy()[-3:]
+    # the criterion's statistic is the CV (ddof=1) of the last three TTFTs, not of latencies
+    assert res.final_statistic == pytest.approx(np.std(ttft, ddof=1) / np.mean(ttft), rel=1e-9)

@@ -1,7 +1,7 @@
 """Reading and writing configuration files (YAML and JSON, chosen by the file suffix).
 
 A configuration file holds one mapping whose keys are the fields of a
-configuration model (e.g. :class:`~llenergymeasure.config.WarmupConfig`);
+configuration model (e.g. `llenergymeasure.config.WarmupConfig`);
 ``WarmupConfig.from_file`` and ``WarmupConfig.to_file`` are built on the two
 functions here. PyYAML is imported only when a YAML file is read or written.
 """

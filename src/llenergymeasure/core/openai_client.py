@@ -1,17 +1,17 @@
 """Server mode: time one request to an OpenAI-compatible endpoint per call.
 
 vLLM, SGLang, TGI, llama.cpp's ``llama-server`` and ``transformers serve`` all
-speak the OpenAI-compatible HTTP API. :func:`create_openai_inference_fn` builds
+speak the OpenAI-compatible HTTP API. `create_openai_inference_fn` builds
 an inference callable for
-:func:`~llenergymeasure.core.warmup.warmup_until_converged` that sends one
+`llenergymeasure.core.warmup.warmup_until_converged` that sends one
 request per call to ``/v1/chat/completions`` (with ``messages``) or
 ``/v1/completions`` (with ``prompt``), streams the answer as server-sent events
 and returns what the driver records: the end-to-end latency, the time to first
 token, inter-token latencies and the token counts.
 
-Only the standard library is used (:mod:`http.client`, imported when the first
+Only the standard library is used (`http.client`, imported when the first
 callable is built), so importing llenergymeasure opens no HTTP machinery.
-Failed requests raise a subclass of :class:`ServerRequestError`; the driver
+Failed requests raise a subclass of `ServerRequestError`; the driver
 records each as a failed attempt with its type and message.
 """
 
