@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 
 from llenergymeasure import WarmupConfig, make_criterion, warmup_until_converged
-from llenergymeasure.traces import load_trace, partial_path_for
+from llenergymeasure.traces import (
+    RunInfo,
+    TraceFormatError,
+    TraceMetadata,
+    TraceWriter,
+    load_trace,
+    partial_path_for,
+)
 from llenergymeasure.traces.io import TraceExistsError
 
 
@@ -408,3 +415,36 @@ def test_callable_exceptions_keep_their_type_through_the_worker_thread() -> None
     cfg = WarmupConfig(max_prompts=4, window_size=3, min_prompts=3)
     res = warmup_until_converged(fn, cfg, show_progress=False, timeout_s=30)
     assert res.failure_types == {"RuntimeError": 1} and res.converged
+
+
+def test_writer_refuses_wrong_types_in_known_columns_and_existing_files(tmp_path: Path) -> None:
+    meta = TraceMetadata(runs=[RunInfo(run_id="w", status="recording")])
+    row = {"index": 0, "t_start_ns": 0, "t_end_ns": 5, "wall_start_ns": 1, "latency_ms": 5.0,
+           "ok": True, "error": None}
+    writer = TraceWriter(tmp_path / "w.jsonl", meta)
+    with pytest.raises(TraceFormatError, match="'power_w'") as info:
+        writer.write_attempt({**row, "power_w": "high"})
+    assert info.value.field == "power_w"
+    writer.write_attempt({**row, "power_w": 250, "output_tokens": 32.0, "note": object()})
+    out = writer.finalize(status="fixed")
+    trace = load_trace(out)
+    assert trace.data["power_w"][0] == 250.0 and trace.data["output_tokens"][0] == 32
+    with pytest.raises(TraceExistsError):
+        TraceWriter(out, meta)
+    csv = tmp_path / "c.csv"
+    csv.with_name("c.csv.meta.json").write_text("{}")  # a CSV trace's sidecar alone counts
+    with pytest.raises(TraceExistsError, match=r"c\.csv\.meta\.json"):
+        TraceWriter(csv, meta)
+
+
+def test_driver_drops_a_wrongly_typed_field_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    values = [{"latency_ms": 10.0, "temperature_c": "hot", "power_w": 200.0}] * 5
+    with caplog.at_level(logging.WARNING, logger="llenergymeasure.core.warmup"):
+        res = warmup_until_converged(Replay(values), WarmupConfig(max_prompts=5),
+                                     show_progress=False, trace_path=tmp_path / "d.jsonl")
+    trace = load_trace(res.trace_path)  # the file stays valid
+    assert "temperature_c" not in trace.data.columns and (trace.data["power_w"] == 200.0).all()
+    msgs = [r.getMessage() for r in caplog.records if "temperature_c" in r.getMessage()]
+    assert len(msgs) == 1 and "'hot'" in msgs[0]
