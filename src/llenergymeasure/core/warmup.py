@@ -1,8 +1,8 @@
 """The warmup driver: run inferences until a criterion says warmup has ended.
 
-:func:`warmup_until_converged` calls an inference callable repeatedly, feeds
+`warmup_until_converged` calls an inference callable repeatedly, feeds
 every successful latency to the configured criterion and stops through the
-same :class:`~llenergymeasure.criteria.StopRule` that offline replay uses, so
+same `StopRule` that offline replay uses, so
 replaying a recorded trace stops exactly where the driver stopped.
 """
 
