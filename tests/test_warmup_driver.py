@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llenergymeasure import WarmupConfig, make_criterion, warmup_until_converged
+from llenergymeasure import WarmupConfig, WarmupResult, make_criterion, warmup_until_converged
 from llenergymeasure.criteria import StopRule
 
 
@@ -258,3 +258,69 @@ def test_driver_with_a_composite_criterion_over_two_signals() -> None:
     crit = make_criterion(spec)
     ev = crit.evaluate({"latency_ms": [10.0] * 10, "temperature_c": temps})
     assert rule.stop_index(ev) == 6
+
+
+# ------------------------------------------------------------------ API consistency
+@pytest.mark.parametrize("bad", [None, 12.5, "model.generate", [lambda: 1.0]])
+def test_a_non_callable_is_a_type_error_at_once(bad: object, tmp_path) -> None:
+    with pytest.raises(TypeError, match="must be a callable"):
+        warmup_until_converged(bad, WarmupConfig(), show_progress=False,  # type: ignore[arg-type]
+                               trace_path=tmp_path / "t.jsonl")
+    assert list(tmp_path.iterdir()) == []  # nothing recorded, no attempt made
+
+
+def test_config_must_be_a_warmup_config() -> None:
+    with pytest.raises(TypeError, match="WarmupConfig"):
+        warmup_until_converged(Replay([]), {"max_prompts": 5},  # type: ignore[arg-type]
+                               show_progress=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("cv_threshold", 0.1), ("window_size", 9), ("ddof", 0)]
+)
+def test_cv_fields_beside_a_criterion_are_an_error_naming_both(field: str, value: object) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=rf"criterion='fixed_count:n=8' and {field}="):
+        WarmupConfig(criterion="fixed_count:n=8", **{field: value})
+
+
+def test_cv_fields_at_their_defaults_are_allowed_so_a_dump_validates_back() -> None:
+    cfg = WarmupConfig(criterion="fixed_count:n=8", max_prompts=20)
+    back = WarmupConfig.model_validate(cfg.model_dump())
+    assert back == cfg and "cv_threshold" in cfg.model_dump()
+    assert WarmupConfig.model_validate_json(cfg.model_dump_json()) == cfg
+
+
+def test_result_fields_say_what_the_statistic_is() -> None:
+    cfg = WarmupConfig(criterion="fixed_count:n=8", max_prompts=20)
+    res = warmup_until_converged(Replay([10.0] * 20), cfg, show_progress=False)
+    assert res.statistic_label == "n" and res.final_statistic == 8.0 == res.target_statistic
+    cv = warmup_until_converged(Replay([10.0] * 5), WarmupConfig(max_prompts=5),
+                                show_progress=False)
+    assert cv.statistic_label == "CV" and cv.final_statistic == 0.0
+    assert cv.target_statistic == 0.05
+    both = WarmupConfig(criterion="all_of(fixed_count:n=3,rolling_cv:window=3,threshold=0.1)",
+                        max_prompts=5, min_prompts=3)
+    comp = warmup_until_converged(Replay([10.0] * 5), both, show_progress=False)
+    # A composite's statistic is the number of its children passing, against their number.
+    assert comp.statistic_label == "passing" and comp.final_statistic == 2.0
+    assert comp.target_statistic == 2.0
+
+
+def test_final_cv_and_target_cv_are_deprecated_aliases() -> None:
+    cfg = WarmupConfig(criterion="fixed_count:n=8", max_prompts=20)
+    res = warmup_until_converged(Replay([10.0] * 20), cfg, show_progress=False)
+    with pytest.deprecated_call(match="final_statistic"):
+        assert res.final_cv == res.final_statistic
+    with pytest.deprecated_call(match="target_statistic"):
+        assert res.target_cv == res.target_statistic
+    data = res.model_dump()
+    assert "final_cv" not in data and "final_statistic" in data
+    data["final_cv"] = data.pop("final_statistic")
+    with pytest.deprecated_call(match="'final_cv' is deprecated"):
+        old = WarmupResult.model_validate(data)
+    assert old == res
+    data["final_statistic"] = 1.0
+    with pytest.deprecated_call(), pytest.raises(ValueError, match="not both"):
+        WarmupResult.model_validate(data)

@@ -12,19 +12,27 @@ import logging
 import time
 import types
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llenergymeasure import WarmupConfig, make_criterion, warmup_until_converged
+from llenergymeasure.core.presets import GPU_STABLE, gpu_stable_spec
 from llenergymeasure.core.timing import (
+    DEFAULT_THROTTLE_MASK,
     NvmlSampler,
     NvmlSnapshot,
+    ThrottleFilter,
     Timing,
     device_index,
+    energy_per_token_mj,
     is_cuda_device,
     nvml_fields,
+    throttle_reason_names,
     timed_call,
 )
+from llenergymeasure.traces import load_trace
 
 
 class FakeNVMLError(Exception):
@@ -83,6 +91,7 @@ class FakeGpu:
             nvmlDeviceGetPowerUsage=lambda h: round(gpu.power_w * 1000),
             nvmlDeviceGetTemperature=lambda h, kind: gpu.temperature,
             nvmlDeviceGetClockInfo=lambda h, kind: gpu.sm_clock if kind == 1 else gpu.mem_clock,
+            nvmlDeviceGetMaxClockInfo=lambda h, kind: 1980 if kind == 1 else 2619,
             nvmlDeviceGetCurrentClocksThrottleReasons=lambda h: gpu.reasons,
         )
 
@@ -438,3 +447,178 @@ def test_record_example_cpu_path_writes_rich_trace(tmp_path, tiny, capsys) -> No
     printed = capsys.readouterr().out
     assert "first-call latency" in printed and "steady latency" in printed
     assert "sm_clock_mhz" in printed
+
+
+# ------------------------------------------------------------- GPU-aware stopping
+def test_throttle_filter_known_answers() -> None:
+    f = ThrottleFilter(max_sm_clock_mhz=2000.0)
+    assert DEFAULT_THROTTLE_MASK == 0xE8
+    assert f.is_throttled({"throttle_reasons": 0x20}) is True  # SW thermal slowdown
+    assert f.is_throttled({"throttle_reasons": 0x40 | 0x1}) is True
+    # Idle, a clock setting and the SW power cap are not throttles by default.
+    assert f.is_throttled({"throttle_reasons": 0x1 | 0x2 | 0x4, "sm_clock_mhz": 1980}) is False
+    assert f.is_throttled({"sm_clock_mhz": 1499.0}) is True  # below 75 % of 2000
+    assert f.is_throttled({"sm_clock_mhz": 1500.0}) is False
+    assert f.is_throttled({"power_w": 300.0}) is None  # cannot tell without NVML fields
+    assert ThrottleFilter().is_throttled({"sm_clock_mhz": 10.0}) is None  # no reference clock
+    strict = ThrottleFilter(reasons_mask=DEFAULT_THROTTLE_MASK | 0x4)
+    assert strict.is_throttled({"throttle_reasons": 0x4}) is True
+    assert throttle_reason_names(0x1 | 0x40 | 0x1000) == ["gpu_idle", "hw_thermal_slowdown",
+                                                          "0x1000"]
+    with pytest.raises(ValueError):
+        ThrottleFilter(min_sm_clock_fraction=1.5)
+
+
+def test_throttle_filter_for_sampler_reads_the_max_clock() -> None:
+    gpu = FakeGpu()
+    sampler = NvmlSampler(0, nvml=gpu.module(), clock=gpu.clock)
+    assert ThrottleFilter.for_sampler(sampler).max_sm_clock_mhz == 1980
+    module = gpu.module()
+    del module.nvmlDeviceGetMaxClockInfo
+    old = NvmlSampler(0, nvml=module, clock=gpu.clock)
+    assert ThrottleFilter.for_sampler(old).max_sm_clock_mhz is None
+
+
+@pytest.mark.parametrize(
+    ("energy", "tokens", "expected"),
+    [(640.0, 32, 20.0), (0.0, 8, 0.0), (100.0, 0, None), (None, 8, None), (5.0, None, None),
+     (float("nan"), 8, None), (-1.0, 8, None)],
+)
+def test_energy_per_token_known_answers(energy: object, tokens: object, expected: object) -> None:
+    assert energy_per_token_mj(energy, tokens) == expected
+
+
+def gpu_inference(gpu: FakeGpu, sampler: NvmlSampler, steps: list[dict[str, float]]):
+    """A callable running one simulated inference per step on the fake GPU, read by NVML.
+
+    Each step sets the GPU state for the call (throttle reasons, SM clock,
+    temperature), draws ``power_w`` for ``latency_ms`` of simulated time, and
+    returns the latency with the NVML fields and the token count.
+    """
+    it = iter(steps)
+
+    def fn() -> dict[str, float]:
+        step = next(it)
+        gpu.reasons = int(step.get("reasons", 0))
+        gpu.sm_clock = int(step.get("sm_clock", 1980))
+        gpu.temperature = int(step.get("temp", 60))
+
+        def work() -> None:
+            gpu.run(step["latency_ms"] / 1e3, step.get("power_w", 300.0))
+
+        _, fields = sampler.measure(work)
+        gpu.reasons = 0
+        return {"latency_ms": step["latency_ms"], "output_tokens": 32, **fields}
+
+    return fn
+
+
+def throttled_steps(n: int) -> tuple[list[dict[str, float]], list[bool]]:
+    """Latencies settling to 20 ms; some calls throttled (reason or low clock) and slow."""
+    rng = np.random.default_rng(3)
+    steps, flagged = [], []
+    for k in range(n):
+        lat = 20.0 + 15.0 * np.exp(-k / 6.0) + rng.normal(0, 0.05)
+        step: dict[str, float] = {"latency_ms": float(lat), "power_w": 250.0 + k % 3}
+        bad = False
+        if k in (9, 23):
+            step.update(reasons=0x20, latency_ms=lat * 3)  # SW thermal slowdown
+            bad = True
+        elif k == 16:
+            step.update(sm_clock=1100, latency_ms=lat * 1.8)  # clock well below 75 % of max
+            bad = True
+        elif k in (12, 30):
+            step.update(reasons=0x1 | 0x4)  # idle + SW power cap: not a throttle by default
+        steps.append(step)
+        flagged.append(bad)
+    return steps, flagged
+
+
+def test_throttled_samples_are_flagged_and_kept_out_of_the_criterion(tmp_path) -> None:
+    gpu = FakeGpu()
+    sampler = NvmlSampler(0, nvml=gpu.module(), clock=gpu.clock)
+    steps, flagged = throttled_steps(200)
+    cfg = WarmupConfig(criterion="rolling_cv:window=8,threshold=0.01", max_prompts=200)
+    shadows = ["rolling_cv:signal=energy_per_token_mj,window=8,threshold=0.02",
+               "rolling_cv:signal=power_w,window=8,threshold=0.02"]
+    filt = ThrottleFilter.for_sampler(sampler, recovery_delay_s=0.0)
+    res = warmup_until_converged(gpu_inference(gpu, sampler, steps), cfg, show_progress=False,
+                                 trace_path=tmp_path / "g.jsonl", throttle=filt,
+                                 shadow_criteria=shadows, record_after_stop=10)
+    n_att = res.attempts
+    expected_flags = flagged[:n_att]
+    assert res.status == "converged" and res.throttled_samples == sum(expected_flags) == 3
+    kept = [s["latency_ms"] for s, bad in zip(steps[:n_att], expected_flags, strict=True)
+            if not bad]
+    assert res.latencies_ms == kept and res.iterations_completed == len(kept)
+    trace = load_trace(res.trace_path)
+    df = trace.data
+    assert list(df["throttled"]) == flagged[: n_att + 10]
+    assert df["ok"].all()  # a throttled sample is recorded with its latency, not as a failure
+    np.testing.assert_allclose(df["energy_per_token_mj"], df["energy_mj"] / 32)
+    # Replay sees what the driver's criterion saw, and stops where it stopped.
+    np.testing.assert_array_equal(trace.samples()[: len(kept)], kept)
+    rule = cfg.make_stop_rule()
+    assert rule.stop_index(cfg.make_criterion().evaluate(trace.samples())) == len(kept) - 1
+    times = trace.sample_times_s()
+    for spec in shadows:
+        signal = spec.split("signal=")[1].split(",")[0]
+        ev = make_criterion(spec).evaluate(trace.samples(signal=signal), times)
+        assert trace.run_info().shadow[spec].stop_index == rule.stop_index(ev), spec
+    assert trace.run_info().provenance["throttle_filter"]["max_sm_clock_mhz"] == 1980
+
+
+def test_without_the_filter_the_throttled_spikes_delay_the_stop() -> None:
+    gpu = FakeGpu()
+    sampler = NvmlSampler(0, nvml=gpu.module(), clock=gpu.clock)
+    steps, _ = throttled_steps(200)
+    cfg = WarmupConfig(criterion="rolling_cv:window=8,threshold=0.01", max_prompts=200)
+    plain = warmup_until_converged(gpu_inference(gpu, sampler, steps), cfg, show_progress=False)
+    gpu2 = FakeGpu()
+    sampler2 = NvmlSampler(0, nvml=gpu2.module(), clock=gpu2.clock)
+    filtered = warmup_until_converged(
+        gpu_inference(gpu2, sampler2, steps), cfg, show_progress=False,
+        throttle=ThrottleFilter.for_sampler(sampler2, recovery_delay_s=0.0))
+    assert plain.throttled_samples == 0 and filtered.throttled_samples == 3
+    assert plain.attempts > filtered.attempts  # the spike at attempt 24 resets the window
+
+
+def test_filter_without_nvml_fields_warns_once_and_flags_nothing(caplog) -> None:
+    cfg = WarmupConfig(max_prompts=6, window_size=3, min_prompts=3, cv_threshold=0.001)
+    with caplog.at_level(logging.WARNING, logger="llenergymeasure.core.warmup"):
+        res = warmup_until_converged(lambda: 10.0, cfg, show_progress=False,
+                                     throttle=ThrottleFilter(max_sm_clock_mhz=1980.0))
+    assert res.throttled_samples == 0 and res.iterations_completed == 3
+    msgs = [r.getMessage() for r in caplog.records if "neither throttle_reasons" in r.getMessage()]
+    assert len(msgs) == 1
+
+
+def gpu_settling_steps(n: int) -> list[dict[str, float]]:
+    """Latency settles by step 15, temperature climbs 1 degC per step to 70, clock drops to 1800."""
+    rng = np.random.default_rng(5)
+    return [
+        {"latency_ms": 20.0 + 10.0 * np.exp(-k / 3.0) + float(rng.normal(0, 0.02)),
+         "temp": min(45 + k, 70), "sm_clock": 1980 if k < 30 else 1800}
+        for k in range(n)
+    ]
+
+
+def test_gpu_stable_preset_waits_for_temperature_and_clock() -> None:
+    assert make_criterion(GPU_STABLE).signals == ("latency_ms", "temperature_c", "sm_clock_mhz")
+    steps = gpu_settling_steps(150)
+    gpu = FakeGpu()
+    sampler = NvmlSampler(0, nvml=gpu.module(), clock=gpu.clock)
+    cfg = WarmupConfig(criterion=GPU_STABLE, max_prompts=150)
+    res = warmup_until_converged(gpu_inference(gpu, sampler, steps), cfg, show_progress=False)
+    latency_only = warmup_until_converged(
+        gpu_inference(FakeGpu(), sampler, steps),
+        WarmupConfig(criterion="rolling_cv:window=10,threshold=0.02", max_prompts=150),
+        show_progress=False)
+    signals = {"latency_ms": [s["latency_ms"] for s in steps],
+               "temperature_c": [s["temp"] for s in steps],
+               "sm_clock_mhz": [s["sm_clock"] for s in steps]}
+    expected = cfg.make_stop_rule().stop_index(make_criterion(GPU_STABLE).evaluate(signals))
+    assert res.converged and res.iterations_completed == expected + 1
+    # Temperature plateaus at step 25 and the clock steps down at 30: the preset waits for both.
+    assert latency_only.iterations_completed < 30 < res.iterations_completed
+    assert gpu_stable_spec(latency_cv=0.05).startswith("all_of(rolling_cv:window=10,threshold=0.05")

@@ -79,9 +79,10 @@ def test_show_lists_runs_stops_and_columns(tmp_path: Path,
     assert main(["show", str(path)]) == 0
     out = capsys.readouterr().out
     assert "runs: 2" in out
-    assert "a: 6 attempts (5 ok, 1 failed), status converged, stop at sample 3" in out
+    assert ("a: 6 attempts (5 ok, 1 failed), status converged, "
+            "stop at sample 4 (stop_index 3)") in out
     assert "b: 6 attempts (5 ok, 1 failed), status interrupted INTERRUPTED, stop at none" in out
-    assert "shadow fixed_count:n=2: sample 1" in out
+    assert "shadow fixed_count:n=2: sample 2 (stop_index 1)" in out
     assert "latency_ms [ms]" in out and "power_w [W]" in out
     assert main(["show", str(tmp_path / "nope.jsonl")]) == 1
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -15,7 +19,15 @@ import numpy as np
 import pytest
 
 from llenergymeasure import WarmupConfig, make_criterion, warmup_until_converged
-from llenergymeasure.traces import load_trace, partial_path_for
+from llenergymeasure.traces import (
+    RunInfo,
+    TraceFormatError,
+    TraceMetadata,
+    TraceWriter,
+    load_trace,
+    partial_path_for,
+)
+from llenergymeasure.traces.io import TraceExistsError
 
 
 class Replay:
@@ -141,7 +153,8 @@ def test_record_after_stop_keeps_measuring_but_reports_the_stop(tmp_path: Path) 
     res = warmup_until_converged(fn, cfg, show_progress=False, trace_path=tmp_path / "r.csv",
                                  record_after_stop=25)
     assert res.status == "converged"
-    for field in ("iterations_completed", "attempts", "latencies_ms", "final_statistic", "stop_reason"):
+    for field in ("iterations_completed", "attempts", "latencies_ms", "final_statistic",
+                  "stop_reason"):
         assert getattr(res, field) == getattr(plain, field), field
     assert fn.calls == res.attempts + 25
     trace = load_trace(res.trace_path)
@@ -266,3 +279,172 @@ def test_sigint_finalises_the_trace_then_propagates(tmp_path: Path) -> None:
     expected = rule.stop_index(make_criterion("fixed_count:n=3").evaluate(trace.samples()))
     assert info.shadow["fixed_count:n=3"].stop_index == expected == 4  # min_samples is 5
     assert len(trace.data) >= completed >= 20
+
+
+# --------------------------------------------------------- the driver protects data
+def test_a_finished_trace_is_never_overwritten(tmp_path: Path) -> None:
+    """The reproduction: a 110-attempt trace became a 5-attempt one when recorded over."""
+    path = tmp_path / "t.jsonl"
+    long_cfg = WarmupConfig(max_prompts=110, convergence_detection=False)
+    first = warmup_until_converged(Replay(warmup_series(110)), long_cfg, show_progress=False,
+                                   trace_path=path, run_id="long")
+    before = path.read_bytes()
+    short_cfg = WarmupConfig(max_prompts=5, convergence_detection=False)
+    fn = Replay([20.0] * 5)
+    with pytest.raises(TraceExistsError, match=re.escape(str(path))) as info:
+        warmup_until_converged(fn, short_cfg, show_progress=False, trace_path=path)
+    assert info.value.path == path and isinstance(info.value, FileExistsError)
+    assert fn.calls == 0 and path.read_bytes() == before  # refused before the first call
+    assert not partial_path_for(path).exists()
+    assert len(load_trace(first.trace_path).data) == 110
+    # append=True adds a run with a new id; the first run's rows are unchanged.
+    warmup_until_converged(Replay([20.0] * 5), short_cfg, show_progress=False, trace_path=path,
+                           append=True, run_id="short")
+    both = load_trace(path)
+    assert both.run_ids == ["long", "short"] and len(both.data) == 115
+    np.testing.assert_array_equal(both.samples("long"), warmup_series(110))
+    assert both.run_info("short").provenance["config"]["max_prompts"] == 5
+    assert "config" not in both.run_info("long").provenance
+    with pytest.raises(ValueError, match="already holds run"):
+        warmup_until_converged(Replay([20.0] * 5), short_cfg, show_progress=False,
+                               trace_path=path, append=True, run_id="short")
+    # overwrite=True replaces it.
+    warmup_until_converged(Replay([20.0] * 5), short_cfg, show_progress=False, trace_path=path,
+                           overwrite=True)
+    assert len(load_trace(path).data) == 5
+    with pytest.raises(ValueError, match="exclude each other"):
+        warmup_until_converged(Replay([]), short_cfg, show_progress=False, trace_path=path,
+                               overwrite=True, append=True)
+
+
+@pytest.mark.parametrize("final", ["a.parquet", "a.csv"])
+def test_append_keeps_the_file_format(tmp_path: Path, final: str) -> None:
+    path = tmp_path / final
+    cfg = WarmupConfig(max_prompts=7, convergence_detection=False)
+    values = [{"latency_ms": 10.0 + k, "power_w": 200.0} for k in range(7)]
+    warmup_until_converged(Replay(values), cfg, show_progress=False, trace_path=path, run_id="a")
+    with pytest.raises(TraceExistsError):
+        warmup_until_converged(Replay([5.0] * 7), cfg, show_progress=False, trace_path=path)
+    warmup_until_converged(Replay([5.0] * 7), cfg, show_progress=False, trace_path=path,
+                           append=True, run_id="b")
+    trace = load_trace(path, format=final.rsplit(".", 1)[1])
+    assert trace.run_ids == ["a", "b"]
+    np.testing.assert_array_equal(trace.samples("a"), [10.0 + k for k in range(7)])
+    np.testing.assert_array_equal(trace.samples("b", signal="power_w"), [np.nan] * 7)
+
+
+def test_a_seconds_returning_callable_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def seconds() -> float:  # takes about 20 ms, returns 0.02: seconds, not milliseconds
+        time.sleep(0.02)
+        return 0.02
+
+    cfg = WarmupConfig(max_prompts=5, convergence_detection=False)
+    with caplog.at_level(logging.WARNING, logger="llenergymeasure.core.warmup"):
+        res = warmup_until_converged(seconds, cfg, show_progress=False)
+    warned = [r.getMessage() for r in caplog.records if "timed by the driver" in r.getMessage()]
+    assert len(warned) == 1  # once per run, not once per attempt
+    match = re.search(r"latency of ([\d.e+-]+) ms but the call took ([\d.e+-]+) ms", warned[0])
+    assert match is not None and float(match.group(1)) == 0.02
+    assert float(match.group(2)) >= 20.0  # sleep() sleeps at least as long as asked
+    assert "seconds instead of milliseconds" in warned[0]
+    assert res.latencies_ms == [0.02] * 5  # what the callable returned is what is recorded
+
+
+def test_a_callable_timing_itself_honestly_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def honest() -> float:
+        t0 = time.perf_counter()
+        time.sleep(0.002)
+        return (time.perf_counter() - t0) * 1e3
+
+    with caplog.at_level(logging.WARNING, logger="llenergymeasure.core.warmup"):
+        warmup_until_converged(honest, WarmupConfig(max_prompts=5, convergence_detection=False),
+                               show_progress=False)
+    assert not [r for r in caplog.records if "timed by the driver" in r.getMessage()]
+
+
+def test_a_hung_inference_times_out_and_the_driver_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+    calls = {"n": 0}
+    finished: list[int] = []
+
+    def fn() -> float:
+        calls["n"] += 1
+        k = calls["n"]
+        if k == 3:  # hangs until the test releases it
+            release.wait(60)
+            finished.append(k)
+            return 999.0  # a late result: must be discarded
+        return 10.0
+
+    cfg = WarmupConfig(max_prompts=8, window_size=3, min_prompts=3, cv_threshold=0.01)
+    with caplog.at_level(logging.WARNING, logger="llenergymeasure.core.warmup"):
+        res = warmup_until_converged(fn, cfg, show_progress=False, timeout_s=0.3,
+                                     trace_path=tmp_path / "h.jsonl")
+    try:
+        assert res.status == "converged" and res.attempts == 4
+        assert res.failure_types == {"TimeoutError": 1} and res.latencies_ms == [10.0] * 3
+        trace = load_trace(res.trace_path)
+        assert trace.data["error"][2].startswith("TimeoutError: no result within timeout_s=0.3 s")
+        assert 999.0 not in set(trace.data["latency_ms"])
+        assert trace.run_info().provenance["timeout_s"] == 0.3
+        assert any("still running in background threads" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        release.set()
+    deadline = time.monotonic() + 30
+    while not finished and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert finished == [3]  # the abandoned call ran to its end, in its own thread
+
+
+def test_timeout_s_is_validated() -> None:
+    for bad in (0, -1.0, math.inf, math.nan, True, "1"):
+        with pytest.raises(ValueError, match="timeout_s"):
+            warmup_until_converged(Replay([]), WarmupConfig(), show_progress=False,
+                                   timeout_s=bad)  # type: ignore[arg-type]
+
+
+def test_callable_exceptions_keep_their_type_through_the_worker_thread() -> None:
+    fn = Replay([RuntimeError("cuda oom"), 10.0, 10.0, 10.0])
+    cfg = WarmupConfig(max_prompts=4, window_size=3, min_prompts=3)
+    res = warmup_until_converged(fn, cfg, show_progress=False, timeout_s=30)
+    assert res.failure_types == {"RuntimeError": 1} and res.converged
+
+
+def test_writer_refuses_wrong_types_in_known_columns_and_existing_files(tmp_path: Path) -> None:
+    meta = TraceMetadata(runs=[RunInfo(run_id="w", status="recording")])
+    row = {"index": 0, "t_start_ns": 0, "t_end_ns": 5, "wall_start_ns": 1, "latency_ms": 5.0,
+           "ok": True, "error": None}
+    writer = TraceWriter(tmp_path / "w.jsonl", meta)
+    with pytest.raises(TraceFormatError, match="'power_w'") as info:
+        writer.write_attempt({**row, "power_w": "high"})
+    assert info.value.field == "power_w"
+    writer.write_attempt({**row, "power_w": 250, "output_tokens": 32.0, "note": object()})
+    out = writer.finalize(status="fixed")
+    trace = load_trace(out)
+    assert trace.data["power_w"][0] == 250.0 and trace.data["output_tokens"][0] == 32
+    with pytest.raises(TraceExistsError):
+        TraceWriter(out, meta)
+    csv = tmp_path / "c.csv"
+    csv.with_name("c.csv.meta.json").write_text("{}")  # a CSV trace's sidecar alone counts
+    with pytest.raises(TraceExistsError, match=r"c\.csv\.meta\.json"):
+        TraceWriter(csv, meta)
+
+
+def test_driver_drops_a_wrongly_typed_field_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    values = [{"latency_ms": 10.0, "temperature_c": "hot", "power_w": 200.0}] * 5
+    with caplog.at_level(logging.WARNING, logger="llenergymeasure.core.warmup"):
+        res = warmup_until_converged(Replay(values), WarmupConfig(max_prompts=5),
+                                     show_progress=False, trace_path=tmp_path / "d.jsonl")
+    trace = load_trace(res.trace_path)  # the file stays valid
+    assert "temperature_c" not in trace.data.columns and (trace.data["power_w"] == 200.0).all()
+    msgs = [r.getMessage() for r in caplog.records if "temperature_c" in r.getMessage()]
+    assert len(msgs) == 1 and "'hot'" in msgs[0]

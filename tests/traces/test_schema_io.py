@@ -19,7 +19,6 @@ from llenergymeasure.traces import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     TRACE_SCHEMA_VERSION,
-    EnvironmentInfo,
     RunInfo,
     ShadowDecision,
     Trace,

@@ -51,6 +51,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_text(stop_index: int) -> str:
+    """A stop as a 1-based count with its 0-based index: ``sample 100 (stop_index 99)``.
+
+    Stop reasons ("the criterion passed at sample 100") count samples from 1;
+    ``stop_index`` in the trace metadata counts them from 0. ``show`` prints both
+    so that one event is never called by two numbers.
+    """
+    return f"sample {stop_index + 1} (stop_index {stop_index})"
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     """Print the runs, their lengths and stop decisions, and the columns of a trace."""
     try:
@@ -76,7 +86,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         info = trace.run_info(run_id)
         rows = trace.data[trace.data["run_id"] == run_id]
         n_ok = int(rows["ok"].sum())
-        stop = "none" if info.stop_index is None else f"sample {info.stop_index}"
+        stop = "none" if info.stop_index is None else _stop_text(info.stop_index)
         flag = " INTERRUPTED" if info.interrupted else ""
         print(f"  {run_id}: {len(rows)} attempts ({n_ok} ok, {len(rows) - n_ok} failed), "
               f"status {info.status}{flag}, stop at {stop}")
@@ -85,7 +95,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         if info.reference_start is not None:
             print(f"    reference start: {info.reference_start}")
         for spec, dec in info.shadow.items():
-            where = "no stop" if dec.stop_index is None else f"sample {dec.stop_index}"
+            where = "no stop" if dec.stop_index is None else _stop_text(dec.stop_index)
             print(f"    shadow {spec}: {where}")
     known = {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}
     cols = []

@@ -8,6 +8,7 @@ lives here, in core, next to the other hardware code (`core.timing`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import platform
@@ -24,11 +25,18 @@ __all__ = ["capture_environment"]
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
 def _version_of(dist: str) -> str | None:
     try:
         return version(dist)
     except PackageNotFoundError:
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def _static() -> tuple[str, str, str | None]:
+    """Platform, host name and CPU model: fixed for the life of the process, read once."""
+    return platform.platform(), socket.gethostname(), _cpu_name()
 
 
 def _cpu_name() -> str | None:
@@ -83,7 +91,9 @@ def capture_environment() -> EnvironmentInfo:
 
     Cheap and side-effect free: torch is queried for CUDA details only when it
     is already imported (this function never imports it), and NVML only when
-    `pynvml` is installed; whatever cannot be found is None.
+    `pynvml` is installed; whatever cannot be found is None. Package versions,
+    the platform, the host name and the CPU model are read once per process
+    and cached; the CUDA and GPU fields are queried on every call.
 
     Returns
     -------
@@ -94,16 +104,17 @@ def capture_environment() -> EnvironmentInfo:
     """
     cuda, gpu = _cuda_and_gpu()
     driver, nvml_gpu = _nvml_driver_and_gpu()
+    platform_name, hostname, cpu = _static()
     return EnvironmentInfo(
         python=platform.python_version(),
-        platform=platform.platform(),
+        platform=platform_name,
         numpy=np.__version__,
         torch=_version_of("torch"),
         transformers=_version_of("transformers"),
         cuda=cuda,
         driver=driver,
         gpu_name=gpu if gpu is not None else nvml_gpu,
-        hostname=socket.gethostname(),
-        cpu=_cpu_name(),
+        hostname=hostname,
+        cpu=cpu,
         cpu_count=os.cpu_count(),
     )

@@ -2,31 +2,31 @@
 
 Three measurements, each honest about when it is unavailable:
 
-* **Wall time** (:func:`timed_call`): :func:`time.perf_counter_ns` read
+* **Wall time** (`timed_call`): `time.perf_counter_ns` read
   after synchronising the model's CUDA device before the call and after it,
   so kernels queued by earlier work are not charged to this call and kernels
   launched by it are not missed.
 * **GPU time** (``gpu_time_ms``): a pair of CUDA events recorded on the
-  current stream around the call; :meth:`torch.cuda.Event.elapsed_time` is the
+  current stream around the call; `torch.cuda.Event.elapsed_time` is the
   device-side time between them. Only on CUDA; elsewhere it is ``None``, one
   warning is logged and the inference callable's ``gpu_timing_status`` says
   why.
-* **NVML side channels** (:class:`NvmlSampler`): power, the cumulative energy
+* **NVML side channels** (`NvmlSampler`): power, the cumulative energy
   counter, temperature, SM/memory clocks and clock-throttle reasons, read just
   before and just after each inference through ``pynvml`` (the
   ``nvidia-ml-py`` package, extra ``gpu``). Without the package, or without
   an NVIDIA GPU, the sampler is *off*: it logs one warning, its
-  :attr:`NvmlSampler.status` says why, it returns no fields, and the run goes
+  `NvmlSampler.status` says why, it returns no fields, and the run goes
   on. It never returns made-up numbers.
 
 torch is imported lazily; importing this module needs neither torch nor a GPU.
 
 References
 ----------
-.. [1] NVIDIA, "NVML API Reference Manual", device queries
+1. NVIDIA, "NVML API Reference Manual", device queries
    ``nvmlDeviceGetTotalEnergyConsumption``, ``nvmlDeviceGetPowerUsage``,
    ``nvmlDeviceGetClockInfo``, ``nvmlDeviceGetCurrentClocksThrottleReasons``.
-.. [2] Z. Yang, K. Adamek, W. Armour, "Part-time Power Measurements:
+2. Z. Yang, K. Adamek, W. Armour, "Part-time Power Measurements:
    nvidia-smi's Lack of Attention", arXiv:2312.02741, 2023 (power is sampled
    for only part of each update period on A100/H100; short kernels can fall
    in the blind spots).
@@ -97,7 +97,7 @@ class Timing:
     Attributes
     ----------
     start_ns, end_ns : int
-        :func:`time.perf_counter_ns` at the start and end of the timed region
+        `time.perf_counter_ns` at the start and end of the timed region
         (after the synchronisations).
     gpu_time_ms : float or None
         Device time between two CUDA events around the call, in ms; None when
@@ -185,12 +185,12 @@ class NvmlSnapshot:
     Attributes
     ----------
     time_ns : int
-        :func:`time.perf_counter_ns` right after the energy counter was read.
+        `time.perf_counter_ns` right after the energy counter was read.
     energy_mj : int or None
         Cumulative energy since the driver was loaded, millijoules.
     power_mw : int or None
         Power reading, milliwatts (NVML's own moving average; see the notes of
-        :func:`nvml_fields`).
+        `nvml_fields`).
     temperature_c : int or None
         GPU core temperature, degrees Celsius.
     sm_clock_mhz, mem_clock_mhz : int or None
@@ -226,14 +226,14 @@ def nvml_fields(before: NvmlSnapshot, after: NvmlSnapshot) -> dict[str, float | 
     Notes
     -----
     * ``energy_mj`` is the counter delta
-      :math:`E = E_\\text{after} - E_\\text{before}` (mJ). A negative delta (a
+      $E = E_\\text{after} - E_\\text{before}$ (mJ). A negative delta (a
       driver reload between the readings) is dropped with a warning, never
       reported.
     * ``power_w`` is the average power over the interval from the energy
-      counter, :math:`P = E / \\Delta t` with :math:`\\Delta t` the time between
+      counter, $P = E / \\Delta t$ with $\\Delta t$ the time between
       the two readings, because mJ / ms = W. Without an energy counter it is the
       mean of the two instantaneous power readings,
-      :math:`(P_\\text{before} + P_\\text{after}) / 2`, which is only a rough
+      $(P_\\text{before} + P_\\text{after}) / 2$, which is only a rough
       proxy: NVML's power reading is itself an average over a window that need
       not coincide with the inference, and on A100/H100 it is refreshed from
       samples covering only part of each period (arXiv:2312.02741).
@@ -299,9 +299,9 @@ class NvmlSampler:
     Notes
     -----
     When the binding is missing or NVML cannot be initialised, the sampler is
-    off: one warning is logged, :attr:`status` says why, :meth:`snapshot`
-    returns None and :meth:`fields` an empty dict. Use it as a context manager
-    (or call :meth:`close`) to shut NVML down.
+    off: one warning is logged, `status` says why, `snapshot`
+    returns None and `fields` an empty dict. Use it as a context manager
+    (or call `close`) to shut NVML down.
     """
 
     _QUERIES = ("energy", "power", "temperature", "sm_clock", "mem_clock", "throttle")
@@ -414,7 +414,7 @@ class NvmlSampler:
     def fields(
         self, before: NvmlSnapshot | None, after: NvmlSnapshot | None
     ) -> dict[str, float | int]:
-        """:func:`nvml_fields` of two snapshots; empty when either is None (sampler off)."""
+        """`nvml_fields` of two snapshots; empty when either is None (sampler off)."""
         if before is None or after is None:
             return {}
         return nvml_fields(before, after)

@@ -1,8 +1,8 @@
 """The warmup driver: run inferences until a criterion says warmup has ended.
 
-:func:`warmup_until_converged` calls an inference callable repeatedly, feeds
+`warmup_until_converged` calls an inference callable repeatedly, feeds
 every successful latency to the configured criterion and stops through the
-same :class:`~llenergymeasure.criteria.StopRule` that offline replay uses, so
+same `StopRule` that offline replay uses, so
 replaying a recorded trace stops exactly where the driver stopped.
 """
 
@@ -133,17 +133,23 @@ class _Shadow:
         self.criterion = criterion
         self.tracker = rule.tracker()
         self.failure: str | None = None
+        self.done = False
+        self._latency_only = criterion.signals == ("latency_ms",)
 
     def observe(self, latency: float, extras: Mapping[str, Any], t_s: float) -> None:
-        if self.failure is not None or self.tracker.decision is not None:
+        if self.done:
             return
         try:
-            self.criterion.update(_criterion_feed(latency, extras, self.criterion), t_s)
+            self.criterion.update(
+                latency if self._latency_only else _criterion_feed(latency, extras, self.criterion),
+                t_s,
+            )
         except (KeyError, ValueError) as exc:  # missing signal, NaN side channel
-            self.failure = f"could not be evaluated at sample {self.tracker.n}: {exc}"
+            self.failure = f"could not be evaluated at sample {self.tracker.n + 1}: {exc}"
             logger.warning("shadow criterion %s %s", self.key, self.failure)
+            self.done = True
             return
-        self.tracker.observe(self.criterion.passed_)
+        self.done = self.tracker.observe(self.criterion.passed_) is not None
 
     def decision(self) -> ShadowDecision:
         d = self.tracker.decision
@@ -573,8 +579,12 @@ def warmup_until_converged(
                 t1 = perf()
             else:
                 t0, t1, value = caller()
-            if value.__class__ is float and 0.0 < value < math.inf:
+            if value.__class__ is float and 0.0 < value < math.inf:  # fast paths first
                 latency, extras = value, {}
+            elif (value.__class__ is dict and value.get("latency_ms").__class__ is float
+                  and 0.0 < value["latency_ms"] < math.inf):
+                latency = value["latency_ms"]
+                extras = {k: v for k, v in value.items() if v is not None and k != "latency_ms"}
             else:
                 latency, extras = normalize_sample(value)
         except Exception as exc:  # a failed inference is recorded, never fatal

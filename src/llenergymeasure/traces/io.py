@@ -10,7 +10,8 @@ Three native formats, chosen by suffix:
 
 Every save is atomic (temporary file in the same folder, fsync, rename), so a
 reader never observes a partial final file. :class:`TraceWriter` streams a
-recording to ``<path>.partial.jsonl``, one flushed line per attempt, and
+recording to ``<path>.partial.jsonl``, one line per attempt written through to
+the operating system at once, and
 :meth:`TraceWriter.finalize` writes the final file atomically and removes the
 in-progress one. :func:`load_trace` reads an in-progress or killed recording
 and recovers every complete line; in a finalised JSON Lines file a truncated
@@ -32,7 +33,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -620,8 +621,9 @@ class TraceWriter:
 
     The in-progress file is `<path>.partial.jsonl`: its header (metadata,
     `"partial": true`) is written and fsynced when the writer opens, and
-    every `write_attempt` writes one line and flushes it, so a killed process
-    loses at most the attempt being written. `finalize` writes the final
+    every `write_attempt` hands its line to the operating system at once (one
+    `os.write` on an unbuffered descriptor: nothing waits in a Python buffer),
+    so a killed process loses at most the attempt being written. `finalize` writes the final
     file (format from the suffix of `path`, or Parquet with
     `to_parquet=True`) atomically and removes the in-progress file.
 
@@ -638,8 +640,8 @@ class TraceWriter:
     metadata : TraceMetadata
         Metadata of the recording; its runs should carry `status="recording"`.
     fsync_every : int, default 0
-        Also fsync the in-progress file every this many attempts (0: only flush;
-        a flush survives a killed process, an fsync also a power loss).
+        Also fsync the in-progress file every this many attempts (0: never;
+        a written line survives a killed process, an fsync also a power loss).
     overwrite : bool, default False
         Replace a finished trace at `path`.
     append : bool, default False
@@ -695,10 +697,12 @@ class TraceWriter:
             encode_key("run_id") + encode_value(metadata.runs[0].run_id) + ", "
             if len(metadata.runs) == 1 else None
         )
-        self._fh: IO[str] = self.partial_path.open("x", encoding="utf-8")
-        self._fh.write(_header_line(metadata, partial=True) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        # A raw descriptor: one write system call per attempt, no Python-level buffer
+        # to flush (what a killed process loses is at most the line being written).
+        self._fd = os.open(self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
+                           0o666)
+        self._write_bytes((_header_line(metadata, partial=True) + "\n").encode())
+        os.fsync(self._fd)
         _fsync_dir(self.partial_path.parent)
 
     def _check_append(self, existing: Trace) -> None:
@@ -715,7 +719,7 @@ class TraceWriter:
         return len(self._lines)
 
     def write_attempt(self, row: Mapping[str, Any]) -> None:
-        """Append one attempt and flush it to the in-progress file.
+        """Append one attempt to the in-progress file (written through at once).
 
         `run_id` may be omitted when the metadata describes exactly one run.
         Values of known columns must have the column's type (a
@@ -742,19 +746,25 @@ class TraceWriter:
         self.write_line(line)
 
     def write_line(self, line: str) -> None:
-        """Append one attempt already serialised as a JSON object on one line, and flush it.
+        """Append one attempt already serialised as a JSON object on one line (written through).
 
         The fast path of a recorder that builds its own lines (the warmup
         driver does): the line is written as it is, without checks — it must
         hold `run_id` and the required columns with values of their types.
         """
-        fh = self._fh
-        fh.write(line)
-        fh.write("\n")
-        fh.flush()
-        self._lines.append(line)
+        data = (line + "\n").encode()
+        self._lines.append(line)  # first: an interrupt after the write cannot lose the line
+        written = os.write(self._fd, data)
+        if written != len(data):  # a short write (disk full, signal): write the rest
+            self._write_bytes(data[written:])
         if self.fsync_every and len(self._lines) % self.fsync_every == 0:
-            os.fsync(fh.fileno())
+            os.fsync(self._fd)
+
+    def _write_bytes(self, data: bytes) -> None:
+        """Write all of ``data`` (looping over short writes)."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
 
     def finalize(
         self,
@@ -821,8 +831,8 @@ class TraceWriter:
         if existing is not None and not (self.overwrite or self.append):
             self.abandon()
             raise TraceExistsError(existing)
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        os.fsync(self._fd)
+        os.close(self._fd)
         self._closed = True
         self.metadata = meta
         header = _header_line(meta, partial=False)
@@ -878,7 +888,7 @@ class TraceWriter:
     def abandon(self) -> None:
         """Close the in-progress file without finalising (it stays loadable)."""
         if not self._closed:
-            self._fh.close()
+            os.close(self._fd)
             self._closed = True
 
     def __enter__(self) -> TraceWriter:
