@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     t_path, path = best(lambda: crops(x, 4 * logn, 1e5 * logn), ns.repeat)
     print(f"{'CROPS [4, 1e5] log n':<22}{t_path:>10.3f}{'':>12}{'':>8}{'':>6}"
-          f"{path.penalties.size:>6} runs")
+          f"{path.n_runs:>6} runs")
     return 0
 
 

@@ -1,47 +1,63 @@
-r"""Offline changepoint machinery for the reference labellers: CROPS and Kneedle over PELT.
+r"""Offline changepoint machinery of the reference labellers: R's PELT and CROPS, and Kneedle.
 
-This module serves :mod:`llenergymeasure.analysis.reference` only. It reproduces the
-pieces of R's ``changepoint`` package (``cpt.meanvar(method="PELT")`` and its CROPS
-penalty path) and of ``kneed`` that the published labellers of Barrett et al. and
-Traini et al. used, so their labels can be recomputed from raw series in Python.
+This module serves `llenergymeasure.analysis.reference` only. It reproduces, to the
+last bit where that matters, the pieces of R's `changepoint` package (2.2.x:
+`cpt.meanvar(method="PELT")` with a manual penalty and with `penalty="CROPS"`) and of
+`kneed` 0.7.0 that the published labellers of Traini et al. (2023) and Barrett et al.
+(2017) used, so that their labels can be recomputed from the raw series in Python.
 
-Segmentation is not re-implemented here: PELT is
-:func:`llenergymeasure.criteria.pelt.pelt_changepoints`, the one the ``pelt`` criterion
-uses, called with R's variance handling (``var_floor_mode="replace"``).
+Why bit-exact
+-------------
+On JMH series in seconds (values near $10^{-9}$, often a handful of distinct values),
+most segments have a variance at the level of the rounding error of
+$\sum x^2 - (\sum x)^2/m$, and R replaces a non-positive one by $10^{-11}$. The
+costs, hence the CROPS path and its knee, are then decided by floating-point noise:
+a CROPS path of the published pipeline evaluates hundreds of penalties, many below its
+own lower bound. Only the same arithmetic, in the same order, gives the same path.
+`crops` and `r_pelt_meanvar` therefore follow R's code step by step:
 
-Cost
-----
-The segment cost is the Normal mean-and-variance cost of ``cpt.meanvar``: twice the
-negative maximised log-likelihood of a Gaussian with the segment's own mean and MLE
-variance, without the additive constant (it is the same for every segmentation):
+- the summary statistics are `c(0, cumsum(x))` and `c(0, cumsum(x^2))`, where R's
+  `cumsum` accumulates in `long double` (80-bit on x86-64);
+- the segment cost is `mll_meanvar` of `cost_general_functions.c`,
+  $m\,(\log 2\pi + \log\hat\sigma^2 + 1)$ with
+  $\hat\sigma^2 = (S_2 - S_1^2/m)/m$ replaced by $10^{-11}$ when it is not positive,
+  evaluated with the C library's `log` (numba calls it; numpy's vectorised `log`
+  differs from it in the last bit on some CPUs);
+- PELT is `PELTC` of `PELT_one_func_minseglen.c`: `lastchangelike[0] = -pen`,
+  segments shorter than `2 * minseglen` at the start take their cost alone, the
+  candidate set starts as $\{0, \text{minseglen}\}$, the first minimum wins, and a
+  candidate is kept while its value is at most the optimum plus the penalty;
+- CROPS is `range_of_penalties` of changepoint 2.2.x, with its sort of each list on
+  its own, its `all.equal` test for penalties already evaluated, its removal of equal
+  changepoint counts and its `beta_interval` row, which is what `pen.value.full`
+  returns.
 
-.. math::
-
-    C(x_{a:b}) = m \log \hat\sigma^2_{a:b}, \qquad
-    \hat\sigma^2_{a:b} = \frac{1}{m}\sum_{i=a}^{b-1} (x_i - \bar x_{a:b})^2,
-    \quad m = b - a,
-
-with :math:`\hat\sigma^2` replaced by ``1e-11`` when it is not positive, as in the R
-package (not added to it, as ``ruptures`` does: JMH times in seconds have variances far
-below ``1e-11``). Breakpoints follow the ``ruptures`` convention: sorted exclusive segment
-ends, the last one being ``n``.
+Costs do not depend on the penalty, so a CROPS path computes them once for every
+segment (a triangle of $n(n+1)/2$ values, 36 MB at $n = 3000$) and each PELT run
+only adds and compares; above `COST_CACHE_MAX_N` samples they are computed on the fly.
+With numba the kernels are compiled; without it a vectorised numpy fallback with the
+same arithmetic (and the C library's `log` through `math.log`) gives the same answers,
+many times slower.
 
 References
 ----------
-.. [1] R. Killick, P. Fearnhead and I. A. Eckley, "Optimal detection of changepoints
-   with a linear computational cost", JASA 107(500):1590-1598, 2012 (PELT).
-.. [2] K. Haynes, I. A. Eckley and P. Fearnhead, "Computationally efficient changepoint
-   detection for a range of penalties", JCGS 26(1):134-143, 2017 (CROPS).
-.. [3] V. Satopaa, J. Albrecht, D. Irwin and B. Raghavan, "Finding a 'kneedle' in a
-   haystack: detecting knee points in system behavior", ICDCS Workshops 2011.
-.. [4] R. Killick and I. A. Eckley, "changepoint: an R package for changepoint
-   analysis", J. Stat. Softw. 58(3), 2014.
+- R. Killick, P. Fearnhead and I. A. Eckley, "Optimal detection of changepoints with a
+  linear computational cost", JASA 107(500):1590-1598, 2012 (PELT).
+- K. Haynes, I. A. Eckley and P. Fearnhead, "Computationally efficient changepoint
+  detection for a range of penalties", JCGS 26(1):134-143, 2017 (CROPS).
+- R. Killick and I. A. Eckley, "changepoint: an R package for changepoint analysis",
+  J. Stat. Softw. 58(3), 2014; source of version 2.2.x, `rkillick/changepoint`.
+- V. Satopaa, J. Albrecht, D. Irwin and B. Raghavan, "Finding a 'kneedle' in a
+  haystack: detecting knee points in system behavior", ICDCS Workshops 2011; `kneed`
+  0.7.0 (`arvkevi/kneed`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -52,17 +68,37 @@ from llenergymeasure.criteria.pelt import (
     segment_costs,
 )
 
+try:  # numba compiles the R kernels; without it a numpy fallback gives the same answers
+    from numba import njit as _njit
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised where numba is not installed
+    HAVE_NUMBA = False
+
 __all__ = [
+    "COST_CACHE_MAX_N",
     "CropsPath",
+    "KneeResult",
+    "RPelt",
     "crops",
     "kneedle_elbow",
     "normal_meanvar_cost",
     "pelt_normal",
+    "r_pelt_meanvar",
+    "r_sumstat",
     "segmentation_cost",
 ]
 
-#: Variance floor of R's ``changepoint`` for segments whose MLE variance is not positive.
+logger = logging.getLogger(__name__)
+
+#: Variance floor of R's `changepoint` for segments whose MLE variance is not positive.
 VARIANCE_FLOOR = R_CHANGEPOINT_VAR_FLOOR
+
+#: Longest series for which a CROPS path keeps every segment cost in memory (8 n^2/2 bytes).
+COST_CACHE_MAX_N = 6000
+
+#: `log(2 * M_PI)` as R's C code computes it (correctly rounded).
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _as_series(x: ArrayLike) -> NDArray[np.float64]:
@@ -75,8 +111,17 @@ def _as_series(x: ArrayLike) -> NDArray[np.float64]:
     return arr
 
 
+# ----------------------------------------------------------------------------------------
+# The criteria layer's PELT with R's variance handling (Barrett-style classifier)
+# ----------------------------------------------------------------------------------------
+
+
 def normal_meanvar_cost(x: ArrayLike) -> float:
-    """Normal mean-and-variance cost of one segment (see the module docstring)."""
+    r"""Normal mean-and-variance cost $m \log \hat\sigma^2$ of one segment (no constant).
+
+    $\hat\sigma^2$ is the MLE variance, replaced by $10^{-11}$ when it is not positive,
+    as in R's `changepoint`.
+    """
     arr = _as_series(x)
     if arr.size < 1:
         raise ValueError("a segment needs at least one sample")
@@ -86,9 +131,8 @@ def normal_meanvar_cost(x: ArrayLike) -> float:
 def segmentation_cost(x: ArrayLike, breakpoints: list[int]) -> float:
     """Unpenalised total cost of a segmentation given by exclusive segment ends.
 
-    The sum of :func:`llenergymeasure.criteria.pelt.segment_costs` with the Normal cost
-    and R's variance floor: the objective :func:`pelt_normal` minimises, less the
-    penalties.
+    The sum of `llenergymeasure.criteria.pelt.segment_costs` with the Normal cost and
+    R's variance floor: the objective `pelt_normal` minimises, less the penalties.
     """
     arr = _as_series(x)
     costs = segment_costs(
@@ -98,33 +142,24 @@ def segmentation_cost(x: ArrayLike, breakpoints: list[int]) -> float:
 
 
 def pelt_normal(x: ArrayLike, penalty: float, *, min_size: int = 2) -> list[int]:
-    r"""Optimal partition of ``x`` under the Normal mean-var cost of R's ``cpt.meanvar``.
+    r"""Optimal partition under the Normal mean-var cost, by the criteria layer's PELT.
 
-    :func:`llenergymeasure.criteria.pelt.pelt_changepoints` with ``cost="normal"``,
-    ``jump=1`` and R's variance floor (``var_floor=1e-11``, ``var_floor_mode="replace"``):
-    it minimises :math:`\sum_k C(x_{\tau_{k-1}:\tau_k}) + \beta K` over segmentations
-    with segments of at least ``min_size`` samples.
-
-    Parameters
-    ----------
-    x : array_like
-        The series (1-D, finite).
-    penalty : float
-        The penalty :math:`\beta \ge 0` per changepoint (R's ``pen.value``).
-    min_size : int, default 2
-        Minimum segment length (R's ``minseglen``; ``ruptures``' ``min_size``); the
-        Normal cost needs a variance, so values below 2 act as 2, as in R.
+    `llenergymeasure.criteria.pelt.pelt_changepoints` with `cost="normal"`,
+    `jump=1` and R's variance floor (`var_floor=1e-11`, `var_floor_mode="replace"`):
+    it minimises $\sum_k C(x_{\tau_{k-1}:\tau_k}) + \beta K$ over segmentations with
+    segments of at least `min_size` samples. It is the same model as
+    `r_pelt_meanvar` with numerically steadier sums (shifted by the median); use
+    `r_pelt_meanvar` to reproduce R's output bit for bit.
 
     Returns
     -------
     list of int
-        Sorted exclusive segment ends; the last is ``len(x)`` (``[]`` for an empty
-        series, ``[n]`` when ``n < 2 * min_size``).
+        Sorted exclusive segment ends; the last is `len(x)` (`[]` for an empty series,
+        `[n]` when `n < 2 * min_size`).
 
     References
     ----------
-    .. [1] Killick, Fearnhead and Eckley, JASA 2012 (see the module references).
-    .. [4] Killick and Eckley, J. Stat. Softw. 2014 (see the module references).
+    - Killick, Fearnhead and Eckley, JASA 2012 (see the module references).
     """
     arr = _as_series(x)
     n = arr.size
@@ -145,43 +180,341 @@ def pelt_normal(x: ArrayLike, penalty: float, *, min_size: int = 2) -> list[int]
     )
 
 
-@dataclass(frozen=True)
-class CropsPath:
-    """Result of :func:`crops`: the penalties evaluated and their segmentations.
+# ----------------------------------------------------------------------------------------
+# R changepoint 2.2.x, bit for bit
+# ----------------------------------------------------------------------------------------
 
-    Attributes
-    ----------
-    penalties : numpy.ndarray
-        Evaluated penalties, increasing.
-    n_changepoints : numpy.ndarray
-        Number of changepoints of the optimal segmentation at each penalty.
-    breakpoints : list of list of int
-        The segmentation at each penalty (exclusive ends, last is ``n``).
+
+def r_sumstat(x: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """R's summary statistics `c(0, cumsum(x))` and `c(0, cumsum(x^2))`.
+
+    R's `cumsum` adds in `long double` and rounds each partial sum to a double; `x^2`
+    is `x * x` in double.
     """
+    arr = _as_series(x)
+    s1 = np.zeros(arr.size + 1)
+    s2 = np.zeros(arr.size + 1)
+    s1[1:] = np.cumsum(arr.astype(np.longdouble)).astype(np.float64)
+    s2[1:] = np.cumsum((arr * arr).astype(np.longdouble)).astype(np.float64)
+    return s1, s2
 
-    penalties: NDArray[np.float64]
-    n_changepoints: NDArray[np.intp]
-    breakpoints: list[list[int]]
+
+def _cost_py(x: float, x2: float, m: int) -> float:
+    """`mll_meanvar` of R's `cost_general_functions.c` for one segment."""
+    nm = float(m)
+    sigsq = (x2 - (x * x) / nm) / nm
+    if sigsq <= 0.0:
+        sigsq = 1e-11
+    return nm * ((_LOG_2PI + math.log(sigsq)) + 1.0)
 
 
-def crops(x: ArrayLike, beta_min: float, beta_max: float, *, min_size: int = 2) -> CropsPath:
-    r"""Changepoints for a Range Of PenaltieS (CROPS) with PELT and the Normal cost.
+_log_ufunc = np.frompyfunc(math.log, 1, 1)
 
-    Finds every optimal segmentation for penalties in ``[beta_min, beta_max]`` by
-    evaluating PELT at the two ends and then, for each interval whose ends differ by
-    more than one changepoint, at the penalty where the two optimal cost lines cross,
-    :math:`\beta_{int} = (Q_1 - Q_0)/(m_0 - m_1)` (``Q`` the unpenalised cost, ``m``
-    the number of changepoints), splitting the interval until no new segmentation
-    appears.
+
+def _costs_to_np(s1: NDArray[np.float64], s2: NDArray[np.float64], t: int, c: NDArray[np.int64]):
+    """Vectorised `mll_meanvar` of segments `c..t` (numpy fallback, libm `log`)."""
+    m = (t - c).astype(np.float64)
+    x = s1[t] - s1[c]
+    x2 = s2[t] - s2[c]
+    sigsq = (x2 - (x * x) / m) / m
+    sigsq = np.where(sigsq <= 0.0, 1e-11, sigsq)
+    logs = _log_ufunc(sigsq).astype(np.float64)
+    return m * ((_LOG_2PI + logs) + 1.0)
+
+
+def _cost_table_np(s1: NDArray[np.float64], s2: NDArray[np.float64]) -> NDArray[np.float64]:
+    n = s1.size - 1
+    out = np.empty(n * (n + 1) // 2)
+    for t in range(1, n + 1):
+        off = t * (t - 1) // 2
+        out[off : off + t] = _costs_to_np(s1, s2, t, np.arange(t, dtype=np.int64))
+    return out
+
+
+def _pelt_np(
+    s1: NDArray[np.float64],
+    s2: NDArray[np.float64],
+    table: NDArray[np.float64],
+    pen: float,
+    minseglen: int,
+) -> tuple[NDArray[np.int64], float, int]:
+    """`PELTC` with numpy vector steps (the fallback of `_pelt_nb`)."""
+    n = s1.size - 1
+    like = np.zeros(n + 1)
+    lastcpt = np.zeros(n + 1, dtype=np.int64)
+    numcpt = np.zeros(n + 1, dtype=np.int64)
+    like[0] = -pen
+    for j in range(minseglen, 2 * minseglen):
+        like[j] = _cost_py(float(s1[j]), float(s2[j]), j)
+        numcpt[j] = 1
+    check = np.array([0, minseglen], dtype=np.int64)
+    for t in range(2 * minseglen, n + 1):
+        if like[t] == 0.0:
+            if table.size:
+                cost = table[t * (t - 1) // 2 + check]
+            else:
+                cost = _costs_to_np(s1, s2, t, check)
+            tmp = (like[check] + cost) + pen
+            w = int(np.argmin(tmp))
+            best = tmp[w]
+            like[t] = best
+            lastcpt[t] = check[w]
+            numcpt[t] = numcpt[lastcpt[t]] + 1
+            check = check[tmp <= best + pen]
+        check = np.append(check, t - (minseglen - 1))
+    return _backtrack(lastcpt, n), float(like[n]), int(numcpt[n])
+
+
+def _backtrack(lastcpt: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    out = []
+    last = n
+    while last != 0:
+        out.append(last)
+        last = int(lastcpt[last])
+    return np.asarray(out[::-1], dtype=np.int64)
+
+
+if HAVE_NUMBA:
+
+    @_njit(cache=True)
+    def _cost_nb(x: float, x2: float, m: int) -> float:  # pragma: no cover - compiled
+        nm = float(m)
+        sigsq = (x2 - (x * x) / nm) / nm
+        if sigsq <= 0.0:
+            sigsq = 1e-11
+        return nm * ((1.8378770664093453 + math.log(sigsq)) + 1.0)
+
+    @_njit(cache=True)
+    def _cost_table_nb(s1: Any, s2: Any) -> Any:  # pragma: no cover - compiled
+        n = s1.size - 1
+        out = np.empty(n * (n + 1) // 2)
+        for t in range(1, n + 1):
+            off = t * (t - 1) // 2
+            for c in range(t):
+                out[off + c] = _cost_nb(s1[t] - s1[c], s2[t] - s2[c], t - c)
+        return out
+
+    @_njit(cache=True)
+    def _pelt_nb(  # pragma: no cover - compiled
+        s1: Any, s2: Any, table: Any, pen: float, minseglen: int
+    ) -> Any:
+        # One pass per end t: the pruning test of step t-1 (value <= optimum + pen) is
+        # applied while evaluating step t, which keeps the candidates in R's order.
+        n = s1.size - 1
+        cached = table.size > 0
+        like = np.zeros(n + 1)
+        lastcpt = np.zeros(n + 1, np.int64)
+        numcpt = np.zeros(n + 1, np.int64)
+        cand = np.empty(n + 1, np.int64)
+        val = np.empty(n + 1)
+        like[0] = -pen
+        for j in range(minseglen, 2 * minseglen):
+            like[j] = _cost_nb(s1[j], s2[j], j)
+            numcpt[j] = 1
+        nch = 2
+        cand[0] = 0
+        cand[1] = minseglen
+        val[0] = -np.inf
+        val[1] = -np.inf
+        lim = np.inf
+        for t in range(2 * minseglen, n + 1):
+            if like[t] == 0.0:
+                off = t * (t - 1) // 2
+                k = 0
+                best = np.inf
+                w = -1
+                for i in range(nch):
+                    if val[i] <= lim:
+                        c = cand[i]
+                        if cached:
+                            cost = table[off + c]
+                        else:
+                            cost = _cost_nb(s1[t] - s1[c], s2[t] - s2[c], t - c)
+                        v = (like[c] + cost) + pen
+                        cand[k] = c
+                        val[k] = v
+                        if w < 0 or v < best:
+                            best = v
+                            w = k
+                        k += 1
+                nch = k
+                like[t] = best
+                lastcpt[t] = cand[w]
+                numcpt[t] = numcpt[lastcpt[t]] + 1
+                lim = best + pen
+            cand[nch] = t - (minseglen - 1)
+            val[nch] = -np.inf
+            nch += 1
+        ncp = 0
+        last = n
+        while last != 0:
+            ncp += 1
+            last = lastcpt[last]
+        out = np.empty(ncp, np.int64)
+        last = n
+        for i in range(ncp - 1, -1, -1):
+            out[i] = last
+            last = lastcpt[last]
+        return out, like[n], numcpt[n]
+
+
+_compiled_ok: bool | None = None
+
+
+def _use_compiled() -> bool:
+    """Whether the numba kernels are there and give libm's `log` bit for bit.
+
+    numba with Intel's SVML vectorises `log` with a less exact routine; the first call
+    compares the compiled cost table with the `math.log` one on a probe series and
+    falls back to numpy when they differ.
+    """
+    global _compiled_ok
+    if _compiled_ok is None:
+        _compiled_ok = False
+        if HAVE_NUMBA:
+            rng = np.random.default_rng(12345)
+            probe = np.round(rng.lognormal(-20.0, 0.5, 200), 28)
+            s1, s2 = r_sumstat(probe)
+            _compiled_ok = bool(np.array_equal(_cost_table_nb(s1, s2), _cost_table_np(s1, s2)))
+            if not _compiled_ok:  # pragma: no cover - depends on the numba build
+                logger.warning("numba's log differs from libm's; using the numpy kernels")
+    return _compiled_ok
+
+
+class RPelt:
+    """R's PELT (`PELTC`, Normal mean-and-variance cost) on one series, for many penalties.
+
+    The summary statistics are R's (`r_sumstat`), and the cost of every segment is
+    computed once (below `COST_CACHE_MAX_N` samples, with `cache=True`) and shared by
+    the runs.
 
     Parameters
     ----------
     x : array_like
-        The series.
+        The series (1-D, finite, at least `2 * minseglen` values).
+    minseglen : int, default 2
+        R's minimum segment length (at least 2).
+    cache : bool, default True
+        Keep the segment costs between runs.
+    """
+
+    def __init__(self, x: ArrayLike, minseglen: int = 2, *, cache: bool = True) -> None:
+        arr = _as_series(x)
+        if arr.size < 2:
+            raise ValueError("R's PELT needs at least 2 observations")
+        if minseglen < 2:
+            raise ValueError(f"minseglen of cpt.meanvar is at least 2, got {minseglen}")
+        if arr.size < 2 * minseglen:
+            raise ValueError(
+                f"minseglen={minseglen} is too large for {arr.size} observations "
+                "(R's cpt.meanvar needs at least 2 * minseglen)"
+            )
+        self.n = arr.size
+        self.minseglen = int(minseglen)
+        self.s1, self.s2 = r_sumstat(arr)
+        self.table = np.empty(0)
+        if cache and self.n <= COST_CACHE_MAX_N:
+            compiled = _use_compiled()
+            self.table = (_cost_table_nb if compiled else _cost_table_np)(self.s1, self.s2)
+
+    def run(self, pen: float) -> tuple[NDArray[np.int64], float, int]:
+        """R's `PELT(...)`: (1-based changepoints ending with n, lastchangelike[n], segments)."""
+        kernel = _pelt_nb if _use_compiled() else _pelt_np
+        cpts, like_n, nseg = kernel(self.s1, self.s2, self.table, float(pen), self.minseglen)
+        return np.asarray(cpts, dtype=np.int64), float(like_n), int(nseg)
+
+
+def r_pelt_meanvar(x: ArrayLike | RPelt, penalty: float, *, minseglen: int = 2) -> list[int]:
+    r"""`cpt.meanvar(x, method="PELT", penalty="Manual", pen.value=penalty)@cpts`, bit for bit.
+
+    Parameters
+    ----------
+    x : array_like or RPelt
+        The series (1-D, finite, at least `2 * minseglen` values), or an `RPelt` of it
+        (whose costs are reused and whose `minseglen` applies).
+    penalty : float
+        `pen.value`, the penalty per changepoint.
+    minseglen : int, default 2
+        R's minimum segment length (at least 2 for the Normal mean-and-variance cost).
+
+    Returns
+    -------
+    list of int
+        R's changepoints: 1-based last indexes of the segments, ending with `len(x)`
+        (the cost-function slot, which keeps `n`); equivalently, exclusive 0-based
+        segment ends.
+
+    References
+    ----------
+    - Killick, Fearnhead and Eckley, JASA 2012; Killick and Eckley, J. Stat. Softw.
+      2014 (see the module references).
+    """
+    if not math.isfinite(penalty):
+        raise ValueError(f"penalty must be finite, got {penalty}")
+    pelt = x if isinstance(x, RPelt) else RPelt(x, minseglen, cache=False)
+    return [int(c) for c in pelt.run(float(penalty))[0]]
+
+
+def _r_all_equal(target: float, current: float, tolerance: float = 1.5e-8) -> bool:
+    """R's `isTRUE(all.equal(target, current))` for two finite numbers."""
+    xy = abs(target - current)
+    xn = abs(target)
+    if math.isfinite(xn) and xn > tolerance:
+        xy = xy / xn
+    return xy <= tolerance
+
+
+@dataclass(frozen=True)
+class CropsPath:
+    """What `cpt.meanvar(..., penalty="CROPS")` returns, in R's order.
+
+    Attributes
+    ----------
+    penalties : numpy.ndarray
+        `pen.value.full`: the lower end of the penalty interval of each segmentation
+        (R's `beta_interval` row), in R's order (increasing when the costs are
+        monotone; with rounding noise, not always).
+    n_changepoints : numpy.ndarray
+        Changepoints of each segmentation (the rows of `cpts.full`), paired with
+        `penalties` as the published Python code pairs them.
+    segmentations : list of list of int
+        The rows of `cpts.full`: 1-based changepoints, without `0` and `n`.
+    tested : numpy.ndarray
+        Every penalty at which PELT ran, sorted (R's `test_penalties` before pruning).
+    n_runs : int
+        Number of PELT runs.
+    """
+
+    penalties: NDArray[np.float64]
+    n_changepoints: NDArray[np.intp]
+    segmentations: list[list[int]] = field(default_factory=list)
+    tested: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    n_runs: int = 0
+
+
+def crops(
+    x: ArrayLike | RPelt, beta_min: float, beta_max: float, *, min_size: int = 2
+) -> CropsPath:
+    r"""`cpt.meanvar(x, method="PELT", penalty="CROPS", pen.value=c(beta_min, beta_max))`.
+
+    The Changepoints for a Range Of PenaltieS algorithm as R's `changepoint` 2.2.x codes
+    it (`range_of_penalties`): PELT at both ends; then, each round, for every pair of
+    neighbours in the sorted lists whose changepoint counts differ by more than one,
+    PELT at the penalty where their costs cross, $(Q_j - Q_i)\,(m_i - m_j)^{-1}$,
+    unless `all.equal` finds it among the penalties already run. Counts are sorted
+    decreasing and costs increasing, each on its own. At the end, neighbours with equal
+    counts are merged and `pen.value.full` is the lower end of each interval:
+    the first penalty run, then $(Q_k - Q_{k+1})/(m_{k+1} - m_k)$.
+
+    Parameters
+    ----------
+    x : array_like or RPelt
+        The series, or an `RPelt` of it (whose costs are reused and whose `minseglen`
+        applies).
     beta_min, beta_max : float
-        The penalty range, ``0 <= beta_min < beta_max``.
+        The penalty range (swapped if reversed, as R does).
     min_size : int, default 2
-        Minimum segment length.
+        R's `minseglen`.
 
     Returns
     -------
@@ -189,99 +522,174 @@ def crops(x: ArrayLike, beta_min: float, beta_max: float, *, min_size: int = 2) 
 
     References
     ----------
-    .. [1] Haynes, Eckley and Fearnhead, JCGS 2017 (see the module references).
+    - Haynes, Eckley and Fearnhead, JCGS 2017; `range_of_penalties.R` of changepoint
+      2.2.x (see the module references).
     """
-    arr = _as_series(x)
-    if not (0 <= beta_min < beta_max):
-        raise ValueError(f"need 0 <= beta_min < beta_max, got [{beta_min}, {beta_max}]")
-    runs: dict[float, tuple[int, float, list[int]]] = {}
-
-    def run(beta: float) -> tuple[int, float, list[int]]:
-        if beta not in runs:
-            bk = pelt_normal(arr, beta, min_size=min_size)
-            runs[beta] = (len(bk) - 1, segmentation_cost(arr, bk), bk)
-        return runs[beta]
-
-    run(beta_min)
-    run(beta_max)
-    todo = [(beta_min, beta_max)]
-    while todo:
-        b0, b1 = todo.pop()
-        m0, q0, _ = runs[b0]
-        m1, q1, _ = runs[b1]
-        if m0 > m1 + 1:
-            b_int = (q1 - q0) / (m0 - m1)
-            if not (b0 < b_int < b1):
-                continue
-            m_int, _, _ = run(b_int)
-            if m_int != m1:
-                todo.append((b0, b_int))
-                todo.append((b_int, b1))
-    pens = sorted(runs)
+    if not (math.isfinite(beta_min) and math.isfinite(beta_max)):
+        raise ValueError(f"CROPS needs finite penalties, got [{beta_min}, {beta_max}]")
+    if beta_max < beta_min:
+        beta_min, beta_max = beta_max, beta_min
+    pelt = x if isinstance(x, RPelt) else RPelt(x, min_size)
+    pen_interval = [float(beta_min), float(beta_max)]
+    test_penalties: list[float] = []
+    counts: list[int] = []
+    costs: list[float] = []
+    segs: list[list[int]] = []
+    runs = 0
+    while pen_interval:
+        new_num: list[int] = []
+        new_cost: list[float] = []
+        new_segs: list[list[int]] = []
+        for pen in pen_interval:
+            cpts, like_n, nseg = pelt.run(pen)
+            runs += 1
+            new_num.append(int(cpts.size))
+            new_segs.append([int(c) for c in cpts[:-1]])
+            new_cost.append(like_n - (nseg - 1) * pen)
+        test_penalties = sorted(set(test_penalties) | set(pen_interval))
+        all_num = counts + new_num
+        all_cost = costs + new_cost
+        all_segs = segs + new_segs
+        counts = sorted(all_num, reverse=True)
+        costs = sorted(all_cost)
+        order = sorted(range(len(all_segs)), key=lambda i: -len(all_segs[i]))  # stable
+        segs = [all_segs[i] for i in order]
+        pen_interval = []
+        for i in range(len(test_penalties) - 1):
+            if abs(counts[i] - counts[i + 1]) > 1:
+                j = i + 1
+                pen_interval.append((costs[j] - costs[i]) * (1.0 / (counts[i] - counts[j])))
+        tested = np.asarray(test_penalties)
+        for k in range(len(pen_interval) - 1, -1, -1):
+            idx = int(np.argmin(np.abs(pen_interval[k] - tested)))
+            if _r_all_equal(pen_interval[k], test_penalties[idx]):
+                del pen_interval[k]
+    all_tested = np.asarray(test_penalties, dtype=np.float64)
+    for j in range(len(test_penalties) - 1, 0, -1):
+        if j < len(counts) and counts[j] == counts[j - 1]:
+            for seq in (counts, test_penalties, costs, segs):
+                if j < len(seq):
+                    del seq[j]
+    nb = len(test_penalties)
+    beta_int = [0.0] * nb
+    beta_e = [0.0] * nb
+    for k in range(nb):
+        beta_int[k] = test_penalties[0] if k == 0 else beta_e[k - 1]
+        if k == nb - 1:
+            beta_e[k] = test_penalties[k]
+        else:
+            beta_e[k] = (costs[k] - costs[k + 1]) / (counts[k + 1] - counts[k])
+    n_cpts = [len(s) for s in segs]
+    if len(beta_int) == len(n_cpts) + 1:  # as the published code pairs them
+        n_cpts.append(0)
     return CropsPath(
-        penalties=np.asarray(pens, dtype=np.float64),
-        n_changepoints=np.asarray([runs[b][0] for b in pens], dtype=np.intp),
-        breakpoints=[runs[b][2] for b in pens],
+        penalties=np.asarray(beta_int, dtype=np.float64),
+        n_changepoints=np.asarray(n_cpts, dtype=np.intp),
+        segmentations=segs,
+        tested=all_tested,
+        n_runs=runs,
     )
 
 
-def kneedle_elbow(x: ArrayLike, y: ArrayLike, *, sensitivity: float = 1.0) -> float | None:
-    r"""Elbow of a convex, decreasing curve by the Kneedle algorithm (offline mode).
+# ----------------------------------------------------------------------------------------
+# kneed 0.7.0
+# ----------------------------------------------------------------------------------------
 
-    Mirrors ``kneed.KneeLocator(x, y, S, curve="convex", direction="decreasing")``
-    (kneed >= 0.7, ``interp_method="interp1d"``, ``online=False``): both axes are
-    normalised to [0, 1], the curve is flipped to a concave one,
-    :math:`d_i = (1 - \tilde y_i) - \tilde x_i` is the difference curve, and the elbow
-    is the first local maximum of ``d`` after which ``d`` drops below
-    :math:`d_{max} - S\,\overline{\Delta \tilde x}` before a local minimum resets the
-    threshold to 0.
+
+@dataclass(frozen=True)
+class KneeResult:
+    """Outcome of `kneedle_elbow`.
+
+    Attributes
+    ----------
+    elbow : float or None
+        The `x` of the elbow (`KneeLocator.elbow`), or None.
+    reason : str
+        `"knee"`, `"no local maximum"`, `"no knee"`, or `"index error"`: kneed 0.7.0
+        reads one point past the end of a curve whose normalised `x` never reaches 1
+        after its first local maximum (decreasing `x`), and raises `IndexError`.
+    """
+
+    elbow: float | None
+    reason: str
+
+
+def _argrelextrema(d: NDArray[np.float64], greater: bool) -> NDArray[np.intp]:
+    """`scipy.signal.argrelextrema(d, np.greater_equal or np.less_equal)` (mode clip)."""
+    prev = np.concatenate((d[:1], d[:-1]))
+    nxt = np.concatenate((d[1:], d[-1:]))
+    if greater:
+        flag = (d >= prev) & (d >= nxt)
+    else:
+        flag = (d <= prev) & (d <= nxt)
+    return np.flatnonzero(flag)
+
+
+def kneedle_elbow(x: ArrayLike, y: ArrayLike, *, sensitivity: float = 1.0) -> KneeResult:
+    r"""`kneed.KneeLocator(x, y, S, curve="convex", direction="decreasing").elbow`, as 0.7.0.
+
+    The steps of kneed 0.7.0 with `interp_method="interp1d"` and `online=False`:
+
+    1. $y$ through `scipy.interpolate.interp1d(x, y)` at `x` (for float `x` and integer
+       `y` that is `numpy.interp` on the stably sorted points: a repeated `x` takes the
+       `y` of its last occurrence);
+    2. both axes normalised to $[0, 1]$ by their minimum and maximum;
+       $\tilde y \leftarrow \max \tilde y - \tilde y$;
+       difference curve $d = \tilde y - \tilde x$;
+    3. local maxima and minima of $d$ (`argrelextrema` with `>=` / `<=`, ends clipped);
+       thresholds $T = d_{\max} - S\,|\overline{\Delta \tilde x}|$;
+    4. from the first maximum on, stop at a point whose $\tilde x$ is 1; at a maximum
+       take its threshold, at a minimum reset it to 0; the first point whose successor
+       falls below the threshold gives the elbow, the `x` of the last maximum. Running
+       off the end is kneed's `IndexError`.
 
     Parameters
     ----------
     x, y : array_like
-        The curve, with ``x`` increasing.
+        The curve, in the order given to kneed (any order of `x`).
     sensitivity : float, default 1.0
-        Kneedle's ``S``.
+        Kneedle's `S`.
 
     Returns
     -------
-    float or None
-        The ``x`` of the elbow, or None when there is none.
+    KneeResult
 
     References
     ----------
-    .. [1] Satopaa et al., ICDCS Workshops 2011 (see the module references).
+    - Satopaa et al., ICDCS Workshops 2011; kneed 0.7.0 (see the module references).
     """
     xs = np.asarray(x, dtype=np.float64)
-    ys = np.asarray(y, dtype=np.float64)
-    if xs.shape != ys.shape or xs.ndim != 1:
+    yv = np.asarray(y)
+    if xs.ndim != 1 or xs.shape != yv.shape:
         raise ValueError("x and y must be 1-D arrays of the same length")
-    if xs.size < 3 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
-        return None
-    xn = (xs - xs.min()) / np.ptp(xs)
-    yn = (ys - ys.min()) / np.ptp(ys)
+    if xs.size < 2:
+        raise ValueError("kneed needs at least 2 points")
+    order = np.argsort(xs, kind="mergesort")
+    ds_y = np.interp(xs, xs[order], yv[order].astype(np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xn = (xs - xs.min()) / (xs.max() - xs.min())
+        yn = (ds_y - ds_y.min()) / (ds_y.max() - ds_y.min())
     yn = yn.max() - yn
     d = yn - xn
-    n = d.size
-    # argrelextrema(d, np.greater_equal / np.less_equal) with the default mode="clip".
-    prev = np.concatenate(([d[0]], d[:-1]))
-    nxt = np.concatenate((d[1:], [d[-1]]))
-    inner = np.arange(n)
-    maxima = inner[(d >= prev) & (d >= nxt)]
-    minima = inner[(d <= prev) & (d <= nxt)]
+    maxima = _argrelextrema(d, greater=True)
+    minima = _argrelextrema(d, greater=False)
     if maxima.size == 0:
-        return None
-    tmx = d[maxima] - sensitivity * abs(float(np.diff(xn).mean()))
-    max_set = {int(i): k for k, i in enumerate(maxima)}
+        return KneeResult(None, "no local maximum")
+    tmx = d[maxima] - sensitivity * np.abs(np.diff(xn).mean())
+    max_pos = {int(i): k for k, i in enumerate(maxima)}
     min_set = {int(i) for i in minima}
     threshold = 0.0
-    threshold_index = 0
-    for i in range(int(maxima[0]), n - 1):
-        if i in max_set:
-            threshold = float(tmx[max_set[i]])
+    threshold_index = int(maxima[0])
+    for i in range(int(maxima[0]), xs.size):
+        if xn[i] == 1.0:
+            return KneeResult(None, "no knee")
+        if i in max_pos:
+            threshold = float(tmx[max_pos[i]])
             threshold_index = i
         if i in min_set:
             threshold = 0.0
+        if i + 1 >= xs.size:
+            return KneeResult(None, "index error")
         if d[i + 1] < threshold:
-            return float(xs[threshold_index])
-    return None
+            return KneeResult(float(xs[threshold_index]), "knee")
+    return KneeResult(None, "no knee")

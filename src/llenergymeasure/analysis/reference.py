@@ -2,33 +2,33 @@ r"""Reference steady states: the "true" warmup end of each run, against which st
 
 Three sources, in order of preference:
 
-1. **Labels** carried by imported traces (``RunInfo.reference_start``) or kept in a file
-   (:func:`load_reference_file`: CSV or JSON mapping trace/run to a start).
-2. The **Traini-style labeller** (:func:`traini_label`): PELT with a CROPS-chosen penalty
+1. **Labels** carried by imported traces (`RunInfo.reference_start`) or kept in a file
+   (`load_reference_file`: CSV or JSON mapping trace/run to a start).
+2. The **Traini-style labeller** (`traini_label`): PELT with a CROPS-chosen penalty
    and a knee, then a walk back from the last segment with a bootstrap ratio-of-means
-   test at a 5% effect size; a run has a steady state only if its last ``steady_window``
+   test at a 5% effect size; a run has a steady state only if its last `steady_window`
    samples are steady.
-3. The **Barrett-style classifier** (:func:`barrett_classify`): PELT at ``15 log n``,
+3. The **Barrett-style classifier** (`barrett_classify`): PELT at `15 log n`,
    then a flat / warmup / slowdown / no-steady-state class per run, and a consistency
-   verdict across runs (:func:`barrett_consistency`).
+   verdict across runs (`barrett_consistency`).
 
 Conventions
 -----------
-A *reference start* ``r`` is the 0-based index of the first steady-state sample of a
-run; ``None`` means unknown and ``-1`` means "labelled: no steady state" (the
-``RunInfo.reference_start`` convention). The Traini corpus stores a different number,
-the index of the last sample of the warmup segment (``0`` when the whole fork is
-steady): :func:`traini_start_to_reference` and :func:`reference_to_traini_start`
+A *reference start* `r` is the 0-based index of the first steady-state sample of a
+run; `None` means unknown and `-1` means "labelled: no steady state" (the
+`RunInfo.reference_start` convention). The Traini corpus stores a different number,
+the index of the last sample of the warmup segment (`0` when the whole fork is
+steady): `traini_start_to_reference` and `reference_to_traini_start`
 convert between the two.
 
 References
 ----------
-.. [1] L. Traini, V. Cortellessa, D. Di Pompeo and M. Tucci, "Towards effective
+- L. Traini, V. Cortellessa, D. Di Pompeo and M. Tucci, "Towards effective
    assessment of steady state performance in Java software: are we there yet?",
    Empirical Software Engineering 28(1):13, 2023.
-.. [2] E. Barrett, C. F. Bolz-Tereick, R. Killick, S. Mount and L. Tratt, "Virtual
+- E. Barrett, C. F. Bolz-Tereick, R. Killick, S. Mount and L. Tratt, "Virtual
    machine warmup blows hot and cold", OOPSLA 2017 (PACMPL 1, article 52).
-.. [3] T. Kalibera and R. Jones, "Rigorous benchmarking in reasonable time", ISMM 2013
+- T. Kalibera and R. Jones, "Rigorous benchmarking in reasonable time", ISMM 2013
    (bootstrap confidence interval of a ratio of means).
 """
 
@@ -48,14 +48,23 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from llenergymeasure.analysis._changepoint import (
+    CropsPath,
+    KneeResult,
+    RPelt,
+    crops,
+    kneedle_elbow,
+    pelt_normal,
+    r_pelt_meanvar,
+)
 from llenergymeasure.analysis._changepoint import _as_series as _series
-from llenergymeasure.analysis._changepoint import crops, kneedle_elbow, pelt_normal
 from llenergymeasure.criteria.pelt import merge_equivalent_segments
 
 __all__ = [
     "BarrettLabel",
     "BarrettParams",
     "ReferenceFileError",
+    "TrainiChangepoints",
     "TrainiLabel",
     "TrainiParams",
     "barrett_classify",
@@ -67,9 +76,12 @@ __all__ = [
     "reference_to_traini_start",
     "segments_differ",
     "traini_benchmark_label",
+    "traini_changepoints",
     "traini_label",
     "traini_outliers",
+    "traini_penalty",
     "traini_start_to_reference",
+    "traini_walk_back",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,11 +99,11 @@ class ReferenceFileError(ValueError):
 
 
 def traini_start_to_reference(start: int) -> int:
-    """Convert a Traini ``steady_state_starts`` value to a first-steady-sample index.
+    """Convert a Traini `steady_state_starts` value to a first-steady-sample index.
 
     Traini et al. store the last index of the warmup segment (the changepoint), so the
-    steady data are ``x[start + 1:]``; ``0`` means the whole fork is steady and ``-1``
-    means no steady state. Returns ``start + 1`` for ``start > 0``, else ``start``.
+    steady data are `x[start + 1:]`; `0` means the whole fork is steady and `-1`
+    means no steady state. Returns `start + 1` for `start > 0`, else `start`.
     """
     start = int(start)
     if start < -1:
@@ -100,7 +112,7 @@ def traini_start_to_reference(start: int) -> int:
 
 
 def reference_to_traini_start(reference: int) -> int:
-    """Inverse of :func:`traini_start_to_reference` (``1`` maps to ``0`` as well)."""
+    """Inverse of `traini_start_to_reference` (`1` maps to `0` as well)."""
     reference = int(reference)
     if reference < -1:
         raise ValueError(f"a reference start is >= -1, got {reference}")
@@ -108,7 +120,7 @@ def reference_to_traini_start(reference: int) -> int:
 
 
 def reference_starts_from_trace(trace: Any) -> dict[str, int | None]:
-    """``run_id -> RunInfo.reference_start`` for every run of a :class:`Trace`."""
+    """`run_id -> RunInfo.reference_start` for every run of a `Trace`."""
     return {str(rid): trace.run_info(rid).reference_start for rid in trace.run_ids}
 
 
@@ -134,15 +146,15 @@ def load_reference_file(path: str | Path) -> dict[tuple[str, str], int | None]:
     Formats
     -------
     CSV
-        A header with ``trace_id``, ``run_id`` and ``reference_start`` (extra columns
-        are ignored); empty cells mean unknown, ``-1`` no steady state.
+        A header with `trace_id`, `run_id` and `reference_start` (extra columns
+        are ignored); empty cells mean unknown, `-1` no steady state.
     JSON
-        Either ``{trace_id: {run_id: start}}`` or a list of records with the three keys.
+        Either `{trace_id: {run_id: start}}` or a list of records with the three keys.
 
     Returns
     -------
     dict
-        ``(trace_id, run_id) -> start`` (``None`` unknown, ``-1`` no steady state).
+        `(trace_id, run_id) -> start` (`None` unknown, `-1` no steady state).
 
     Raises
     ------
@@ -206,17 +218,17 @@ def bootstrap_ratio_ci(
     rng: np.random.Generator | int | None = 0,
     chunk: int = 256,
 ) -> tuple[float, float]:
-    r"""Percentile bootstrap CI of :math:`\bar a / \bar b`, resampling each sample independently.
+    r"""Percentile bootstrap CI of $\bar a / \bar b$, resampling each sample independently.
 
     This is the fork-level interval of Kalibera and Jones as coded by Traini et al.
-    (``interval_fork``): each replicate draws ``len(a)`` values from ``a`` and
-    ``len(b)`` from ``b`` with replacement, and the CI is the
-    :math:`(\alpha/2, 1 - \alpha/2)` quantiles of the replicated ratios. The draws are
-    vectorised in chunks of ``chunk`` replicates.
+    (`interval_fork`): each replicate draws `len(a)` values from `a` and
+    `len(b)` from `b` with replacement, and the CI is the
+    $(\alpha/2, 1 - \alpha/2)$ quantiles of the replicated ratios. The draws are
+    vectorised in chunks of `chunk` replicates.
 
     References
     ----------
-    .. [1] Kalibera and Jones, ISMM 2013 (see the module references).
+    - Kalibera and Jones, ISMM 2013 (see the module references).
     """
     aa, bb = _series(a), _series(b)
     if aa.size == 0 or bb.size == 0:
@@ -244,11 +256,16 @@ def segments_differ(
     confidence: float = 0.95,
     rng: np.random.Generator | int | None = 0,
 ) -> bool:
-    """True when the CI of ``mean(a)/mean(b)`` lies outside ``[1 - es, 1 + es]``.
+    """True when the CI of `mean(a)/mean(b)` lies outside `[1 - es, 1 + es]`.
 
-    Traini et al.'s ``kalibera.test``: ``hi <= 1 - es`` or ``lo >= 1 + es``.
+    Traini et al.'s `kalibera.test`: `hi <= 1 - es` or `lo >= 1 + es`.
     """
     lo, hi = bootstrap_ratio_ci(a, b, n_resamples=n_resamples, confidence=confidence, rng=rng)
+    return _outside_band(lo, hi, effect_size)
+
+
+def _outside_band(lo: float, hi: float, effect_size: float) -> bool:
+    """Traini's `kalibera.test` decision: the CI lies outside `[1 - es, 1 + es]`."""
     return bool(hi <= 1 - effect_size or lo >= 1 + effect_size)
 
 
@@ -258,18 +275,18 @@ def segments_differ(
 
 
 class TrainiParams(BaseModel):
-    """Parameters of :func:`traini_label` (defaults: Traini et al. 2023)."""
+    """Parameters of `traini_label` (defaults: Traini et al. 2023 for 3000-iteration forks)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     outlier_window: int = Field(200, ge=3, description="Sliding window of the outlier filter.")
     outlier_k: float = Field(
-        3.0, gt=0, description="Outlier if |x - median| > k * (P99 - P1) of a window."
+        3.0, gt=0, description="Outlier if outside median +- k * (P99 - P1) of a window."
     )
     filter_outliers: bool = Field(True, description="Drop outliers before changepoint detection.")
     penalty: Literal["crops", "fixed"] = Field(
         "crops",
-        description="'crops': CROPS path over [crops_min, crops_max] * log n and its knee; "
+        description="'crops': knee of the CROPS path over [crops_min, crops_max] * log n; "
         "'fixed': penalty_multiplier * log n.",
     )
     crops_min: float = Field(4.0, gt=0, description="Lower CROPS penalty, in units of log n.")
@@ -277,35 +294,91 @@ class TrainiParams(BaseModel):
     penalty_multiplier: float = Field(
         15.0, gt=0, description="Penalty in units of log n for 'fixed' and the knee fallback."
     )
-    min_size: int = Field(2, ge=1, description="Minimum segment length of PELT.")
+    min_size: int = Field(
+        2, ge=2, description="R's minseglen: minimum segment length of PELT (at least 2)."
+    )
     effect_size: float = Field(
         0.05, gt=0, lt=1, description="Segments differ when the ratio CI excludes 1 +- this."
     )
     confidence: float = Field(0.95, gt=0, lt=1, description="Level of the bootstrap CI.")
     n_resamples: int = Field(10_000, ge=100, description="Bootstrap replicates per test.")
-    steady_window: int = Field(
-        500, ge=1, description="A run is steady only if its last this-many samples are."
+    exact_bootstrap_max: int | None = Field(
+        300,
+        ge=2,
+        description="Segments longer than this draw their resampled means from the normal "
+        "limit N(mean, var/m) instead of resampling; None resamples always.",
+    )
+    steady_window: int | None = Field(
+        None,
+        ge=1,
+        description="A run is steady only if its last this-many samples are; None: "
+        "round(steady_fraction * n), the published 500 for 3000-iteration forks.",
+    )
+    steady_fraction: float = Field(
+        1 / 6,
+        gt=0,
+        lt=1,
+        description="Steady window as a fraction of the run length when steady_window is "
+        "None (Traini et al.: 500 of 3000).",
     )
     seed: int = Field(0, ge=0, description="Seed of the bootstrap generator.")
+
+    def window_for(self, n: int) -> int:
+        """The steady window for a run of `n` samples (see `steady_window`)."""
+        if self.steady_window is not None:
+            return self.steady_window
+        return max(1, round(self.steady_fraction * n))
+
+
+@dataclass(frozen=True)
+class TrainiChangepoints:
+    """Every intermediate of the published changepoint pipeline for one run.
+
+    Attributes
+    ----------
+    outliers : numpy.ndarray
+        0-based indexes removed by the outlier filter.
+    kept : numpy.ndarray
+        0-based indexes of the filtered series in the run.
+    crops : CropsPath or None
+        R's CROPS output on the filtered series (`None` for `penalty="fixed"`).
+    knee : KneeResult or None
+        kneed's answer on R's lists (`None` when the path has fewer than 2 penalties or
+        for `penalty="fixed"`).
+    penalty : float
+        The penalty of the final PELT run.
+    changepoints : list of int
+        0-based last indexes of the segments in the run, ending with `n - 1` (the
+        published files' convention).
+    """
+
+    outliers: NDArray[np.intp]
+    kept: NDArray[np.intp]
+    crops: CropsPath | None
+    knee: KneeResult | None
+    penalty: float
+    changepoints: list[int]
 
 
 @dataclass(frozen=True)
 class TrainiLabel:
-    """Result of :func:`traini_label`.
+    """Result of `traini_label`.
 
     Attributes
     ----------
     reference_start : int
-        First steady sample, or ``-1`` (no steady state).
+        First steady sample, or `-1` (no steady state).
     traini_start : int
-        The same in Traini's convention (last warmup index; ``0`` all steady).
+        The same in Traini's convention (last warmup index; `0` all steady).
     steady : bool
         Whether the run reached a steady state.
     changepoints : list of int
         Last indices of the segments, in the original series (Traini/R convention; the
-        last is ``n - 1``).
+        last is `n - 1`).
     penalty : float
         The PELT penalty used.
+    steady_window : int
+        The steady window applied (see `TrainiParams.window_for`).
     """
 
     reference_start: int
@@ -313,24 +386,34 @@ class TrainiLabel:
     steady: bool
     changepoints: list[int] = field(default_factory=list)
     penalty: float = math.nan
+    steady_window: int = 500
 
 
 def traini_outliers(
     x: ArrayLike, *, window: int = 200, k: float = 3.0, skip: int | None = None
 ) -> NDArray[np.intp]:
-    r"""Indices flagged by Traini et al.'s sliding-window outlier filter.
+    r"""Indices flagged by Traini et al.'s sliding-window outlier filter (`filter_outliers.py`).
 
-    After skipping the first ``skip`` samples (by default
-    :math:`\lceil w / \log(1 + \lceil 0.1/\bar x \rceil)\rceil`, with ``x`` in seconds
-    as in JMH), a sample is an outlier if, in any window of ``w`` consecutive
-    remaining samples that contains it, :math:`|x - \mathrm{median}| > k (P_{99} - P_1)`.
+    After skipping the first `skip` samples (by default
+    $\lceil w / \log(1 + \lceil 0.1/\bar x \rceil)\rceil$, with `x` in seconds as in
+    JMH), a sample is an outlier if, in any window of `w` consecutive remaining samples
+    that contains it, $x > m + k (P_{99} - P_1)$ or $x < m - k (P_{99} - P_1)$, with
+    $m$ the window's median and $P$ its quantiles (`numpy.quantile`, linear). The
+    comparisons are written as in the published code, so a value on the bound is
+    treated alike. A run shorter than `skip + window` has no outliers.
+
+    References
+    ----------
+    - Traini et al., EMSE 2023, replication package `filter_outliers.py` (see the
+      module references).
     """
     arr = _series(x)
     n = arr.size
+    if window < 1:
+        raise ValueError(f"outlier window must be >= 1, got {window}")
     if skip is None:
-        mean = float(arr.mean()) if n else 1.0
-        noops = math.ceil(0.1 / mean) if mean > 0 else 1
-        skip = math.ceil(window / math.log1p(noops)) if noops > 0 else 0
+        noops = float(np.ceil(0.1 / np.mean(arr))) if n else 1.0
+        skip = int(np.ceil(window / np.log1p(noops))) if noops > 0 else 0
     if n - skip < window:
         return np.empty(0, dtype=np.intp)
     sub = arr[skip:]
@@ -338,41 +421,181 @@ def traini_outliers(
     med = np.median(win, axis=1)
     p1, p99 = np.quantile(win, [0.01, 0.99], axis=1)
     band = k * (p99 - p1)
-    dev = np.abs(win - med[:, None]) > band[:, None]
+    hi = (med + band)[:, None]
+    lo = (med - band)[:, None]
+    dev = (win > hi) | (win < lo)
     hit = np.zeros(sub.size, dtype=bool)
     w_idx, off = np.nonzero(dev)
     hit[w_idx + off] = True
     return np.flatnonzero(hit).astype(np.intp) + skip
 
 
-def _choose_penalty(x: NDArray[np.float64], p: TrainiParams) -> float:
-    logn = math.log(x.size)
+def traini_penalty(
+    xs: ArrayLike, params: TrainiParams | None = None
+) -> tuple[float, CropsPath | None, KneeResult | None]:
+    r"""The PELT penalty of the published pipeline for a filtered series (`find_penalty`).
+
+    With `penalty="crops"`: R's CROPS path over
+    $[\text{crops\_min} \log n, \text{crops\_max} \log n]$ (`crops`), then
+    `kneedle_elbow` on the reversed lists, as the published code calls
+    `KneeLocator(penalties[::-1], ncpts[::-1], S=1, curve="convex",
+    direction="decreasing")`. A path of one penalty gives that penalty; no knee, a knee
+    at 0 or kneed's `IndexError` give the fallback `penalty_multiplier * log n`.
+
+    Parameters
+    ----------
+    xs : array_like or RPelt
+        The filtered series, or an `RPelt` of it (its segment costs are reused).
+    params : TrainiParams, optional
+        Settings.
+
+    Returns
+    -------
+    tuple
+        (penalty, CROPS path or None, knee result or None).
+    """
+    p = params or TrainiParams()
+    pelt = xs if isinstance(xs, RPelt) else RPelt(xs, p.min_size)
+    logn = math.log(pelt.n)
     default = p.penalty_multiplier * logn
     if p.penalty == "fixed":
-        return default
-    path = crops(x, p.crops_min * logn, p.crops_max * logn, min_size=p.min_size)
-    if path.penalties.size < 2:
-        return float(path.penalties[0])
-    knee = kneedle_elbow(path.penalties, path.n_changepoints)
-    return float(knee) if knee else default
+        return default, None, None
+    path = crops(pelt, p.crops_min * logn, p.crops_max * logn)
+    if path.penalties.size < 2 or path.n_changepoints.size < 2:
+        return float(path.penalties[0]), path, None
+    knee = kneedle_elbow(path.penalties[::-1], path.n_changepoints[::-1])
+    return (float(knee.elbow) if knee.elbow else default), path, knee
+
+
+def traini_changepoints(
+    x: ArrayLike, params: TrainiParams | None = None, **kwargs: Any
+) -> TrainiChangepoints:
+    """Outliers, CROPS path, knee, penalty and changepoints of one run, as published.
+
+    The changepoints are those of `cpt.meanvar(PELT, penalty="Manual", pen.value=knee)`
+    on the filtered series (`r_pelt_meanvar`), mapped back to 0-based indexes of the
+    run; the last one is `n - 1` when the last sample is kept.
+    """
+    p = _params(params, kwargs)
+    arr = _series(x)
+    n = arr.size
+    if n < 2 * p.min_size:
+        raise ValueError(f"series too short for the labeller: {n} samples")
+    out = (
+        traini_outliers(arr, window=p.outlier_window, k=p.outlier_k)
+        if p.filter_outliers
+        else np.empty(0, dtype=np.intp)
+    )
+    keep = np.setdiff1d(np.arange(n), out).astype(np.intp)
+    pelt = RPelt(arr[keep], p.min_size, cache=p.penalty == "crops")
+    penalty, path, knee = traini_penalty(pelt, p)
+    cpts = r_pelt_meanvar(pelt, penalty)
+    return TrainiChangepoints(
+        outliers=out,
+        kept=keep,
+        crops=path,
+        knee=knee,
+        penalty=penalty,
+        changepoints=[int(keep[c - 1]) for c in cpts],
+    )
+
+
+class _Bootstrap:
+    """Resampled means for the walk-back tests (one generator, last segment drawn once)."""
+
+    def __init__(self, p: TrainiParams) -> None:
+        self.p = p
+        self.rng = np.random.default_rng(p.seed)
+
+    def means(self, a: NDArray[np.float64]) -> NDArray[np.float64]:
+        b, m = self.p.n_resamples, a.size
+        if m == 1:
+            return np.full(b, float(a[0]))
+        cap = self.p.exact_bootstrap_max
+        if cap is not None and m > cap:
+            return self.rng.normal(float(a.mean()), float(a.std()) / math.sqrt(m), size=b)
+        values, counts = np.unique(a, return_counts=True)
+        if values.size * 4 <= m:  # few distinct values: multinomial counts per replicate
+            draws = self.rng.multinomial(m, counts / m, size=b)
+            return (draws @ values) / m
+        out = np.empty(b)
+        step = max(1, 2_000_000 // m)
+        for s in range(0, b, step):
+            k = min(step, b - s)
+            out[s : s + k] = a[self.rng.integers(0, m, size=(k, m))].mean(axis=1)
+        return out
+
+    def differ(self, last_means: NDArray[np.float64], seg: NDArray[np.float64]) -> bool:
+        """`segments_differ(last, seg)` with the last segment's means drawn already."""
+        alpha = 1.0 - self.p.confidence
+        lo, hi = np.quantile(last_means / self.means(seg), [alpha / 2, 1 - alpha / 2])
+        return _outside_band(float(lo), float(hi), self.p.effect_size)
+
+
+def traini_walk_back(
+    x: ArrayLike, changepoints: list[int], params: TrainiParams | None = None
+) -> int:
+    """Traini's steady-state start (`steady_state_starts` of `classify_runs.py`).
+
+    Walks back from the last segment over the 0-based `changepoints` (ending with
+    `n - 1`) of the unfiltered run `x`; the changepoint after the first segment whose
+    mean differs from the last segment's by more than the effect size (bootstrap CI of
+    the ratio of means, `segments_differ`) is returned; 0 if none differs. As in the
+    published code the last segment is `x[c + 1:]` for its changepoint `c`, which is
+    `x[1:]` for a run without changepoints.
+
+    Two shortcuts keep the decisions and save time: the last segment's resampled means
+    are drawn once per run, and a segment whose plain ratio of means lies inside
+    $1 \\pm$ effect size is not resampled (its percentile CI contains the ratio, so it
+    cannot lie outside the band).
+    """
+    p = params or TrainiParams()
+    arr = _series(x)
+    cpts = [0, *changepoints]
+    if len(cpts) < 2:
+        return 0
+    boot = _Bootstrap(p)
+    last = arr[cpts[-2] + 1 :]
+    last_mean = float(np.mean(last))
+    last_means: NDArray[np.float64] | None = None
+    i = len(cpts) - 2
+    while cpts[i] > 0:
+        cpt = cpts[i]
+        i -= 1
+        prev = cpts[i]
+        seg = arr[(prev + 1 if prev > 0 else prev) : cpt + 1]
+        ratio = last_mean / float(np.mean(seg))
+        if 1 - p.effect_size < ratio < 1 + p.effect_size:
+            continue
+        if last_means is None:
+            last_means = boot.means(last)
+        if boot.differ(last_means, seg):
+            return cpt
+    return 0
+
+
+def _params(params: TrainiParams | None, kwargs: dict[str, Any]) -> TrainiParams:
+    p = params or TrainiParams()
+    if kwargs:
+        p = TrainiParams(**{**p.model_dump(), **kwargs})
+    return p
 
 
 def traini_label(x: ArrayLike, params: TrainiParams | None = None, **kwargs: Any) -> TrainiLabel:
     r"""Label one run the way Traini et al. (2023) labelled their JMH forks.
 
-    1. Drop outliers (:func:`traini_outliers`).
-    2. PELT with the Normal mean-var cost on the remaining samples, with the penalty at
-       the knee (Kneedle, ``S = 1``) of the CROPS path of (penalty, number of
-       changepoints) over :math:`[4 \log n, 10^5 \log n]`; ``15 log n`` if there is no
-       knee. Changepoints are mapped back to the original indices.
-    3. Walk back from the last segment ``L``: for each earlier segment ``S`` (from the
-       latest), test ``mean(L)/mean(S)`` with the bootstrap CI of
-       :func:`segments_differ`; at the first ``S`` that differs by more than the effect
-       size, the steady state starts right after ``S``. If none differs, it starts at 0.
-    4. The run is steady iff the start leaves the last ``steady_window`` samples steady
-       (Traini: start <= 2499 of 3000); otherwise ``reference_start = -1``.
-
-    Segments are taken from the original (unfiltered) series, as in the published code.
+    1. Drop outliers (`traini_outliers`).
+    2. PELT with R's Normal mean-and-variance cost on the remaining samples, at the knee
+       (kneed 0.7.0, `S = 1`) of R's CROPS path over $[4 \log n, 10^5 \log n]$;
+       $15 \log n$ if there is no knee (`traini_changepoints`, bit for bit as R
+       changepoint 2.2.x). Changepoints are mapped back to the original indices.
+    3. Walk back from the last segment `L` (`traini_walk_back`): at the first earlier
+       segment whose mean differs from `L`'s by more than the effect size (bootstrap CI
+       of the ratio), the steady state starts right after it; otherwise at 0.
+    4. The run is steady iff the start leaves its last `window_for(n)` samples steady:
+       Traini's start <= 2499 of 3000, i.e. a window of 500 = $n/6$; by default the
+       window scales with the run length (`steady_fraction`), so a 300-sample run needs
+       its last 50 samples steady. Otherwise `reference_start = -1`.
 
     Parameters
     ----------
@@ -387,53 +610,24 @@ def traini_label(x: ArrayLike, params: TrainiParams | None = None, **kwargs: Any
 
     References
     ----------
-    .. [1] Traini et al., EMSE 2023 (see the module references).
-    .. [2] Haynes, Eckley and Fearnhead, JCGS 2017 (CROPS).
+    - Traini et al., EMSE 2023 (see the module references).
+    - Haynes, Eckley and Fearnhead, JCGS 2017 (CROPS).
     """
-    p = params or TrainiParams()
-    if kwargs:
-        p = TrainiParams(**{**p.model_dump(), **kwargs})
+    p = _params(params, kwargs)
     arr = _series(x)
     n = arr.size
-    if n < 2 * p.min_size:
-        raise ValueError(f"series too short for the labeller: {n} samples")
-    if p.filter_outliers:
-        out = traini_outliers(arr, window=p.outlier_window, k=p.outlier_k)
-        keep = np.setdiff1d(np.arange(n), out)
-    else:
-        keep = np.arange(n)
-    xs = arr[keep]
-    penalty = _choose_penalty(xs, p)
-    bkps = pelt_normal(xs, penalty, min_size=p.min_size)
-    cpts = [int(keep[b - 1]) for b in bkps]
-    rng = np.random.default_rng(p.seed)
-    bounds = [0, *cpts]
-    last = arr[bounds[-2] + 1 :]
-    start = 0
-    i = len(bounds) - 2
-    while bounds[i] > 0:
-        cpt = bounds[i]
-        prev = bounds[i - 1]
-        seg = arr[(prev + 1 if prev > 0 else prev) : cpt + 1]
-        if segments_differ(
-            last,
-            seg,
-            effect_size=p.effect_size,
-            n_resamples=p.n_resamples,
-            confidence=p.confidence,
-            rng=rng,
-        ):
-            start = cpt
-            break
-        i -= 1
-    steady = start <= n - 1 - p.steady_window
+    cp = traini_changepoints(arr, p)
+    start = traini_walk_back(arr, cp.changepoints, p)
+    window = p.window_for(n)
+    steady = start <= n - 1 - window
     tstart = start if steady else NO_STEADY_STATE
     return TrainiLabel(
         reference_start=traini_start_to_reference(tstart),
         traini_start=tstart,
         steady=steady,
-        changepoints=cpts,
-        penalty=penalty,
+        changepoints=cp.changepoints,
+        penalty=cp.penalty,
+        steady_window=window,
     )
 
 
@@ -457,7 +651,7 @@ BarrettClass = Literal["flat", "warmup", "slowdown", "no steady state"]
 
 
 class BarrettParams(BaseModel):
-    """Parameters of :func:`barrett_classify` (defaults: ``warmup_stats``)."""
+    """Parameters of `barrett_classify` (defaults: `warmup_stats`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -492,7 +686,7 @@ class BarrettParams(BaseModel):
 
 @dataclass(frozen=True)
 class BarrettLabel:
-    """Result of :func:`barrett_classify`.
+    """Result of `barrett_classify`.
 
     Attributes
     ----------
@@ -502,9 +696,9 @@ class BarrettLabel:
         First sample of the earliest segment equivalent to the last one; 0 for flat;
         -1 for no steady state.
     breakpoints : list of int
-        Exclusive segment ends in the original series (last is ``n``).
+        Exclusive segment ends in the original series (last is `n`).
     means, spreads : list of float
-        Per-segment mean and spread (variance or sd, see ``BarrettParams.spread``).
+        Per-segment mean and spread (variance or sd, see `BarrettParams.spread`).
     """
 
     classification: BarrettClass
@@ -515,9 +709,9 @@ class BarrettLabel:
 
 
 def barrett_outliers(x: ArrayLike, *, window: int, k: float = 3.0) -> NDArray[np.intp]:
-    """Outliers by ``warmup_stats``: outside median +- k (P90 - P10) of a centred window.
+    """Outliers by `warmup_stats`: outside median +- k (P90 - P10) of a centred window.
 
-    The first ``window`` samples are never flagged (warmup is not an outlier).
+    The first `window` samples are never flagged (warmup is not an outlier).
     """
     arr = _series(x)
     n = arr.size
@@ -538,15 +732,15 @@ def barrett_classify(
 ) -> BarrettLabel:
     r"""Classify one run as flat / warmup / slowdown / no steady state (Barrett et al.).
 
-    PELT (Normal mean-var cost, penalty ``15 log n``) on the series without outliers
-    gives segments with means :math:`\mu` and spreads :math:`v`. With ``L`` the last
-    segment and the band :math:`[\min(\mu_L - v_L, \mu_L - \delta),
-    \max(\mu_L + v_L, \mu_L + \delta)]`, walk back from the second-to-last segment ``S``:
+    PELT (Normal mean-var cost, penalty `15 log n`) on the series without outliers
+    gives segments with means $\mu$ and spreads $v$. With `L` the last
+    segment and the band $[\min(\mu_L - v_L, \mu_L - \delta),
+    \max(\mu_L + v_L, \mu_L + \delta)]$, walk back from the second-to-last segment `S`:
 
-    - if :math:`[\mu_S - v_S, \mu_S + v_S]` overlaps the band, ``S`` is equivalent;
+    - if $[\mu_S - v_S, \mu_S + v_S]$ overlaps the band, `S` is equivalent;
       continue;
-    - else if ``S`` ends within the last ``steady_fraction`` of the run: no steady state;
-    - else if :math:`\mu_S - v_S` is below the band (``S`` was faster): slowdown;
+    - else if `S` ends within the last `steady_fraction` of the run: no steady state;
+    - else if $\mu_S - v_S$ is below the band (`S` was faster): slowdown;
     - else: warmup.
 
     If every segment is equivalent the run is flat. The steady state starts at the first
@@ -554,7 +748,7 @@ def barrett_classify(
 
     References
     ----------
-    .. [1] Barrett et al., OOPSLA 2017; ``softdevteam/warmup_stats`` (see the module
+    - Barrett et al., OOPSLA 2017; `softdevteam/warmup_stats` (see the module
        references).
     """
     prm = params or BarrettParams()
