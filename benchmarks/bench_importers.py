@@ -3,7 +3,9 @@
 1. Importers: ``import_file`` (parsing, per-field checks, label files, trace
    assembly and schema validation) against the bare minimum for the same
    numbers, ``json.load`` + ``numpy.asarray`` of the series, on the real files
-   in ../shared/data (Traini development corpus, pyperf files) and on a
+   in ../shared/data (Traini development corpus, pyperf files, and the vLLM,
+   Megatron-LM, modded-nanogpt and LLMPerf files of ``gpu/original``; for the
+   training log the baseline is a regular expression over its lines) and on a
    generated JMH file and CSV of the same size as a Traini benchmark.
 2. Timing overhead: the rich inference callable (TTFT streamer, token counts,
    NVML off or fake) against the plain one on the tiny CPU model, and
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,6 +57,26 @@ def baseline_json(paths: list[Path]) -> Callable[[], None]:
             else:
                 [np.asarray(r.get("values", []), dtype=np.float64)
                  for b in data["benchmarks"] for r in b["runs"]]
+    return run
+
+
+def baseline_gpu(paths: list[Path], fmt: str) -> Callable[[], None]:
+    """The bare minimum that gets the same numbers out of a GPU/LLM tool's file."""
+    train_time = re.compile(rb"^step:\d+/\d+ train_loss:\S+ train_time:(\d+)ms", re.MULTILINE)
+
+    def run() -> None:
+        for p in paths:
+            if fmt == "nanogpt":
+                np.asarray(train_time.findall(p.read_bytes()), dtype=np.float64)
+                continue
+            data = json.loads(p.read_bytes())
+            if fmt == "vllm":
+                np.asarray(data["ttfts"], dtype=np.float64)
+                np.concatenate([np.asarray(x, dtype=np.float64) for x in data["itls"]])
+            elif fmt == "megatron":
+                np.asarray([float(v) for v in data["iteration-time"]["values"].values()])
+            else:
+                np.asarray([r["end_to_end_latency_s"] for r in data], dtype=np.float64)
     return run
 
 
@@ -98,6 +121,16 @@ def main() -> None:
         if pyperf:
             cases.append((f"pyperf {len(pyperf)} files", imported(pyperf, "pyperf"),
                           baseline_json(pyperf), "json.load+asarray"))
+        gpu = SHARED / "gpu" / "original"
+        for folder, fmt, pattern in (("vllm", "vllm", "*.json"),
+                                     ("megatron", "megatron", "*.json"),
+                                     ("modded-nanogpt", "nanogpt", "*.txt"),
+                                     ("llmperf", "llmperf", "*.json")):
+            files = sorted((gpu / folder).glob(pattern))
+            if files:
+                base_name = "re.findall" if fmt == "nanogpt" else "json.load+asarray"
+                cases.append((f"{fmt} {len(files)} files", imported(files, fmt),
+                              baseline_gpu(files, fmt), base_name))
         for name, ours, base, base_name in cases:
             t_ours = best_of(ours, args.repeat)
             t_base = best_of(base, args.repeat)

@@ -35,7 +35,8 @@ def test_disabled_returns_at_once() -> None:
     res = warmup_until_converged(fn, WarmupConfig(enabled=False))
     assert fn.calls == 0
     assert res.converged and res.status == "disabled"
-    assert res.final_cv == 0.0 and res.iterations_completed == 0 and res.attempts == 0
+    assert math.isnan(res.final_statistic) and res.statistic_label == "CV"
+    assert res.target_statistic == 0.05 and res.iterations_completed == 0 and res.attempts == 0
 
 
 def test_stable_latencies_converge() -> None:
@@ -44,7 +45,7 @@ def test_stable_latencies_converge() -> None:
     cfg = WarmupConfig(cv_threshold=0.10, max_prompts=20, window_size=5, min_prompts=5)
     res = warmup_until_converged(fn, cfg, show_progress=False)
     assert res.converged and res.status == "converged"
-    assert res.final_cv < 0.10
+    assert res.final_statistic < 0.10
     # 100 +- 2 ms has a CV near 1.2%: the first check (5 samples) already passes.
     assert res.iterations_completed == 5 == fn.calls == res.attempts
 
@@ -56,7 +57,7 @@ def test_noisy_latencies_hit_the_cap() -> None:
                                  show_progress=False)
     assert not res.converged and res.status == "not_converged"
     assert res.iterations_completed == 10 == res.attempts
-    assert res.final_cv > 0.01
+    assert res.final_statistic > 0.01
 
 
 def test_fixed_mode_runs_all_prompts() -> None:
@@ -65,7 +66,7 @@ def test_fixed_mode_runs_all_prompts() -> None:
     res = warmup_until_converged(fn, cfg, show_progress=False)
     assert fn.calls == 12 and res.attempts == 12 and res.iterations_completed == 12
     assert res.converged and res.status == "fixed"
-    assert res.final_cv == 0.0  # reported for information: a constant window has CV 0
+    assert res.final_statistic == 0.0  # reported for information: a constant window has CV 0
 
 
 # ------------------------------------------------------------------- convergence rule
@@ -84,7 +85,7 @@ def test_final_cv_is_the_last_window_statistic() -> None:
         show_progress=False,
     )
     last = np.array(values[:res.iterations_completed][-3:])
-    assert res.final_cv == pytest.approx(last.std(ddof=1) / last.mean(), rel=1e-12)
+    assert res.final_statistic == pytest.approx(last.std(ddof=1) / last.mean(), rel=1e-12)
     assert res.converged and res.iterations_completed == 6
 
 
@@ -92,7 +93,7 @@ def test_nan_final_cv_when_no_window_evaluated() -> None:
     fn = Replay([5.0, RuntimeError("x"), RuntimeError("x"), RuntimeError("x"), 6.0])
     res = warmup_until_converged(fn, WarmupConfig(window_size=5, min_prompts=5, max_prompts=5),
                                  show_progress=False)
-    assert res.status == "not_converged" and math.isnan(res.final_cv)
+    assert res.status == "not_converged" and math.isnan(res.final_statistic)
 
 
 def test_non_positive_mean_never_converges() -> None:
@@ -133,7 +134,7 @@ def test_all_failed(detect: bool, caplog: pytest.LogCaptureFixture) -> None:
     assert res.status == "all_failed" and not res.converged
     assert res.attempts == 4 and res.failures == 4 and res.iterations_completed == 0
     assert res.failure_types == {"RuntimeError": 4}
-    assert math.isnan(res.final_cv)
+    assert math.isnan(res.final_statistic)
     assert any("all 4 warmup attempts failed" in r.getMessage() for r in caplog.records)
 
 
@@ -199,7 +200,7 @@ def test_logs_convergence(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="llenergymeasure.core.warmup"):
         warmup_until_converged(Replay([10.0] * 5), WarmupConfig(max_prompts=5), show_progress=False)
     msgs = [r.getMessage() for r in caplog.records]
-    assert any("converged after 5 prompts (CV=0.00% < 5.00%)" in m for m in msgs)
+    assert any("converged after 5 samples (CV=0.00% < 5.00%)" in m for m in msgs)
 
 
 def test_logs_non_convergence_with_final_cv_and_target(caplog: pytest.LogCaptureFixture) -> None:

@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from llenergymeasure.config.models import WarmupConfig
 from llenergymeasure.core.inference import create_warmup_inference_fn
+from llenergymeasure.core.openai_client import create_openai_inference_fn
 from llenergymeasure.core.warmup import warmup_until_converged
 from llenergymeasure.criteria import (
     Criterion,
@@ -34,6 +35,7 @@ __all__ = [
     "WarmupResult",
     "__version__",
     "available_criteria",
+    "create_openai_inference_fn",
     "create_warmup_inference_fn",
     "make_criterion",
     "warmup_until_converged",

@@ -141,7 +141,7 @@ def test_record_after_stop_keeps_measuring_but_reports_the_stop(tmp_path: Path) 
     res = warmup_until_converged(fn, cfg, show_progress=False, trace_path=tmp_path / "r.csv",
                                  record_after_stop=25)
     assert res.status == "converged"
-    for field in ("iterations_completed", "attempts", "latencies_ms", "final_cv", "stop_reason"):
+    for field in ("iterations_completed", "attempts", "latencies_ms", "final_statistic", "stop_reason"):
         assert getattr(res, field) == getattr(plain, field), field
     assert fn.calls == res.attempts + 25
     trace = load_trace(res.trace_path)

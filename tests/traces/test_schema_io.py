@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llenergymeasure.core.environment import capture_environment
 from llenergymeasure.traces import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
@@ -81,7 +82,7 @@ def make_trace(n_runs: int = 2, n: int = 12) -> Trace:
         for k in range(n_runs)
     ]
     meta = TraceMetadata(
-        config={"max_prompts": 50}, criterion="rolling_cv", environment=EnvironmentInfo.capture(),
+        config={"max_prompts": 50}, criterion="rolling_cv", environment=capture_environment(),
         model={"name": "tiny", "dtype": "float16"}, tags={"gpu": "none"}, runs=runs,
     )
     rows = [r for k in range(n_runs) for r in make_rows(f"r{k}", n, fail_at=(2, 7), seed=k)]
@@ -101,7 +102,7 @@ def test_schema_columns_have_units_in_names_and_descriptions() -> None:
 
 
 def test_environment_capture_describes_this_machine() -> None:
-    env = EnvironmentInfo.capture()
+    env = capture_environment()
     assert env.python == platform.python_version()
     assert env.numpy == np.__version__
     assert env.hostname

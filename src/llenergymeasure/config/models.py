@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -80,6 +82,22 @@ class WarmupConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> WarmupConfig:
+        if self.criterion is not None:
+            # The CV fields build the default rolling CV only: with a criterion spec they
+            # would be ignored. Their defaults are allowed, so that a full model_dump()
+            # validates back; any other value is an error naming both fields.
+            ignored = [
+                f"{name}={getattr(self, name)!r}"
+                for name in ("cv_threshold", "window_size", "ddof")
+                if getattr(self, name) != type(self).model_fields[name].default
+            ]
+            if ignored:
+                raise ValueError(
+                    f"criterion={self.criterion!r} and {', '.join(ignored)} were both given: "
+                    "cv_threshold, window_size and ddof configure the default rolling CV "
+                    "(criterion=None) and would be ignored; put them in the spec instead, "
+                    "e.g. 'rolling_cv:window=5,threshold=0.05,ddof=1'"
+                )
         if self.min_prompts > self.max_prompts:
             raise ValueError(
                 f"min_prompts ({self.min_prompts}) must be <= max_prompts ({self.max_prompts})"
@@ -120,3 +138,67 @@ class WarmupConfig(BaseModel):
         return StopRule(
             min_samples=self.min_samples, check_every=self.check_every, patience=self.patience
         )
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> WarmupConfig:
+        """Read a configuration from a YAML (``.yaml``, ``.yml``) or JSON (``.json``) file.
+
+        The file holds one mapping of field names to values (the format
+        `to_file` writes); fields left out keep their defaults.
+
+        Parameters
+        ----------
+        path : path-like
+            The file; its suffix chooses the format.
+
+        Returns
+        -------
+        WarmupConfig
+            The configuration, validated exactly as the constructor validates it.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no such file.
+        llenergymeasure.config.files.ConfigFileError
+            A `ValueError` naming the file: an unknown suffix, a file that does
+            not parse, a key given twice, an unknown key (named, with the known
+            keys), or a value that fails validation (the key and the reason).
+
+        Examples
+        --------
+        A file written by `to_file` reads back equal:
+
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "warmup.yaml"
+        >>> cfg = WarmupConfig(criterion="rolling_cv:window=8,threshold=0.02", max_prompts=200)
+        >>> WarmupConfig.from_file(cfg.to_file(path)) == cfg
+        True
+        """
+        from llenergymeasure.config.files import read_config_file
+
+        return read_config_file(cls, path)
+
+    def to_file(
+        self, path: str | os.PathLike[str], *, comment: str | None = None, overwrite: bool = True
+    ) -> Path:
+        """Write every field to a YAML or JSON file (by suffix) that `from_file` reads back equal.
+
+        Parameters
+        ----------
+        path : path-like
+            ``.yaml``/``.yml`` or ``.json``; written atomically.
+        comment : str, optional
+            ``#`` comment lines at the top of a YAML file (e.g. where the
+            setting came from); not allowed for JSON.
+        overwrite : bool, default True
+            False raises `FileExistsError` when the file exists.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
+        from llenergymeasure.config.files import write_config_file
+
+        return write_config_file(self, path, comment=comment, overwrite=overwrite)

@@ -35,19 +35,27 @@ References
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 __all__ = [
+    "DEFAULT_THROTTLE_MASK",
+    "THROTTLE_REASONS",
     "NvmlSampler",
     "NvmlSnapshot",
+    "ThrottleFilter",
     "Timing",
     "device_index",
+    "energy_per_token_mj",
     "is_cuda_device",
     "nvml_fields",
     "synchronize",
+    "throttle_reason_names",
     "timed_call",
 ]
 
@@ -392,6 +400,17 @@ class NvmlSampler:
             throttle_reasons=None if reasons is None else int(reasons),
         )
 
+    def max_sm_clock_mhz(self) -> int | None:
+        """The device's maximum SM clock (`nvmlDeviceGetMaxClockInfo`), MHz; None when unknown."""
+        if not self.active:
+            return None
+        nv = self._nvml
+        func = getattr(nv, "nvmlDeviceGetMaxClockInfo", None)
+        if func is None:
+            return None
+        value = self._query("max_sm_clock", func, self._handle, nv.NVML_CLOCK_SM)
+        return None if value is None or int(value) <= 0 else int(value)
+
     def fields(
         self, before: NvmlSnapshot | None, after: NvmlSnapshot | None
     ) -> dict[str, float | int]:
@@ -427,3 +446,163 @@ class NvmlSampler:
 
     def __repr__(self) -> str:
         return f"NvmlSampler(index={self.index}, status={self.status!r})"
+
+
+# ------------------------------------------------------------------ throttling
+
+#: NVML clock-event ("throttle") reason bits, from `nvmlClocksEventReasons` /
+#: `nvmlClocksThrottleReasons` in the NVML API reference.
+THROTTLE_REASONS: dict[int, str] = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+
+#: Reasons that flag a sample by default: the hardware and thermal slowdowns and
+#: the power brake (`0x8 | 0x20 | 0x40 | 0x80`). Left out: `gpu_idle` (set
+#: between inferences), the clock *settings* (`0x2`, `0x100`: a choice, not a
+#: throttle), `sync_boost`, and `sw_power_cap`, which is the normal state of a
+#: GPU under sustained load at its power limit: flagging it would discard the
+#: steady state itself. Add it (`reasons_mask=DEFAULT_THROTTLE_MASK | 0x4`) to
+#: be stricter.
+DEFAULT_THROTTLE_MASK = 0x8 | 0x20 | 0x40 | 0x80
+
+
+def throttle_reason_names(mask: int) -> list[str]:
+    """Names of the reason bits set in an NVML throttle mask (unknown bits as hex)."""
+    names = [name for bit, name in THROTTLE_REASONS.items() if mask & bit]
+    unknown = int(mask) & ~sum(THROTTLE_REASONS)
+    if unknown:
+        names.append(hex(unknown))
+    return names
+
+
+class ThrottleFilter(BaseModel):
+    """When a sample counts as *throttled* and is kept out of the stopping criterion.
+
+    NVBench's cold measurements discard a sample taken while the SM clock is
+    below `--throttle-threshold` (default 75 %) of the device's clock rate,
+    count the discards, and sleep `--throttle-recovery-delay` (default 0.05 s)
+    before the next sample [1]. This filter does the same for the warmup
+    driver with the NVML readings the inference callable returns (see
+    `NvmlSampler`): a sample is throttled when
+
+    * `throttle_reasons & reasons_mask` is non-zero (any selected NVML reason
+      was active at the start or the end of the call), or
+    * `sm_clock_mhz < min_sm_clock_fraction * max_sm_clock_mhz` (when both the
+      fraction and the reference clock are set).
+
+    A throttled attempt is recorded in the trace (`throttled=True`) with its
+    latency, but neither the criterion nor the shadow criteria see it, and it is
+    not a sample of `WarmupResult.latencies_ms`; `WarmupResult.throttled_samples`
+    counts it. A sample without `throttle_reasons` and `sm_clock_mhz` (NVML off)
+    is never flagged; the driver warns once when that happens.
+
+    References
+    ----------
+    1. NVIDIA, NVBench, `docs/cli_help.md` (`--throttle-threshold`,
+       `--throttle-recovery-delay`) and `nvbench/detail/measure_cold.cuh`
+       (`m_throttle_discard_count`), https://github.com/NVIDIA/nvbench.
+    2. NVIDIA, "NVML API Reference Manual", `nvmlClocksEventReasons`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reasons_mask: int = Field(
+        DEFAULT_THROTTLE_MASK,
+        ge=0,
+        description="NVML throttle-reason bits that flag a sample (default: HW slowdown, SW and "
+        "HW thermal slowdown, HW power brake = 0xE8); 0 disables the reason test.",
+    )
+    min_sm_clock_fraction: float | None = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="Flag a sample whose SM clock is below this fraction of max_sm_clock_mhz "
+        "(NVBench's default threshold is 75 %); None disables the clock test.",
+    )
+    max_sm_clock_mhz: float | None = Field(
+        None,
+        gt=0,
+        description="Reference SM clock in MHz (e.g. NvmlSampler.max_sm_clock_mhz()); None "
+        "disables the clock test.",
+    )
+    recovery_delay_s: float = Field(
+        0.05,
+        ge=0,
+        description="Sleep this long after a throttled sample before the next attempt, as "
+        "NVBench's --throttle-recovery-delay (default 0.05 s); 0 does not sleep.",
+    )
+
+    @classmethod
+    def for_sampler(cls, sampler: NvmlSampler, **kwargs: Any) -> ThrottleFilter:
+        """A filter whose reference clock is the sampler's `max_sm_clock_mhz()`, if known."""
+        return cls(max_sm_clock_mhz=sampler.max_sm_clock_mhz(), **kwargs)
+
+    @property
+    def uses_clock(self) -> bool:
+        """Whether the SM-clock test is on."""
+        return self.min_sm_clock_fraction is not None and self.max_sm_clock_mhz is not None
+
+    def is_throttled(self, fields: Any) -> bool | None:
+        """Whether the recorded `fields` (a mapping) show a throttle; None when they cannot tell.
+
+        Parameters
+        ----------
+        fields : mapping
+            What the inference callable returned besides `latency_ms`.
+
+        Returns
+        -------
+        bool or None
+            True or False, or None when neither `throttle_reasons` nor (with the
+            clock test on) `sm_clock_mhz` was returned.
+        """
+        known = False
+        reasons = fields.get("throttle_reasons")
+        if reasons is not None and self.reasons_mask:
+            known = True
+            if int(reasons) & self.reasons_mask:
+                return True
+        if self.uses_clock:
+            clock = fields.get("sm_clock_mhz")
+            if clock is not None:
+                known = True
+                limit = self.min_sm_clock_fraction * self.max_sm_clock_mhz  # type: ignore[operator]
+                if float(clock) < limit:
+                    return True
+        return False if known else None
+
+
+def energy_per_token_mj(energy_mj: Any, output_tokens: Any) -> float | None:
+    """GPU energy per generated token, mJ/token; None when it cannot be computed.
+
+    Parameters
+    ----------
+    energy_mj : float or None
+        NVML energy-counter delta over the inference (`nvml_fields`), mJ.
+    output_tokens : int or None
+        Tokens the inference generated.
+
+    Returns
+    -------
+    float or None
+        `energy_mj / output_tokens`, or None when either is missing, not a
+        finite number, or `output_tokens < 1`. The counter's resolution caveats
+        apply (see `nvml_fields`): on short calls it is quantised.
+    """
+    if energy_mj is None or output_tokens is None:
+        return None
+    try:
+        e, n = float(energy_mj), float(output_tokens)
+    except (TypeError, ValueError):
+        return None
+    if not (n >= 1 and math.isfinite(e) and math.isfinite(n) and e >= 0):
+        return None
+    return e / n

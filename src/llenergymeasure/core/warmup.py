@@ -12,26 +12,49 @@ import dataclasses
 import logging
 import math
 import os
+import queue
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llenergymeasure.config.models import WarmupConfig
+from llenergymeasure.core.inference import (  # re-exported: importable from the driver module
+    create_warmup_inference_fn as create_warmup_inference_fn,
+)
 from llenergymeasure.criteria.base import Criterion
 from llenergymeasure.criteria.registry import make_criterion
 from llenergymeasure.criteria.stopping import StopRule
 from llenergymeasure.domain.metrics import WarmupResult
-from llenergymeasure.domain.trace import EnvironmentInfo, RunInfo, ShadowDecision, TraceMetadata
+from llenergymeasure.domain.trace import (
+    ALL_COLUMNS,
+    REQUIRED_COLUMNS,
+    RunInfo,
+    ShadowDecision,
+    TraceMetadata,
+)
 from llenergymeasure.progress import WarmupProgress
-from llenergymeasure.traces.io import TraceWriter
+from llenergymeasure.traces.io import TraceWriter, encode_key, encode_value, value_problem
 
-__all__ = ["InvalidLatencyError", "normalize_sample", "warmup_until_converged"]
+if TYPE_CHECKING:  # core.timing and core.environment are imported when a run needs them
+    from llenergymeasure.core.timing import ThrottleFilter
+
+__all__ = [
+    "LATENCY_MISMATCH_FACTOR",
+    "InvalidLatencyError",
+    "normalize_sample",
+    "warmup_until_converged",
+]
 
 logger = logging.getLogger(__name__)
 
 InferenceFn = Callable[[], Any]
+
+#: The driver warns (once per run) when a returned latency and the time the
+#: driver measured around the call differ by more than this factor.
+LATENCY_MISMATCH_FACTOR = 10.0
 
 
 class InvalidLatencyError(ValueError):
@@ -154,8 +177,20 @@ def _new_run_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
+#: Trace columns the driver writes itself; a callable's field of the same name is not recorded.
+_DRIVER_COLUMNS = frozenset({*REQUIRED_COLUMNS, "throttled"})
+
+
 class _Recorder:
-    """Writes one trace row per attempt (or does nothing without a trace path)."""
+    """Writes one trace row per attempt (or does nothing without a trace path).
+
+    Rows are built as JSON text from a pre-serialised prefix (run id and key
+    names), without an intermediate dict: the values the driver writes are
+    plain ints, finite floats and strings, and the callable's fields are
+    checked against the trace schema once per value (`value_problem`), so the
+    in-progress file is valid by construction and `finalize` need not re-parse
+    it.
+    """
 
     def __init__(
         self,
@@ -169,31 +204,52 @@ class _Recorder:
         model: Mapping[str, Any] | None,
         tags: Mapping[str, str] | None,
         run_id: str | None,
+        overwrite: bool,
+        append: bool,
+        throttle: ThrottleFilter | None,
+        timeout_s: float | None,
     ) -> None:
         self.writer: TraceWriter | None = None
         self.trace_format = trace_format
         self.final_path: str | None = None
         self._warned: set[str] = set()
+        self._keys: dict[str, tuple[str, bool] | None] = {}
         if path is None:
             return
-        run = RunInfo(
-            run_id=run_id or _new_run_id(),
-            status="recording",
-            provenance={
-                "source": "llenergymeasure.warmup_until_converged",
-                "record_after_stop": record_after_stop,
-                "shadow_criteria": [s.key for s in shadows],
-            },
-        )
+        from llenergymeasure.core.environment import capture_environment
+
+        provenance: dict[str, Any] = {
+            "source": "llenergymeasure.warmup_until_converged",
+            "record_after_stop": record_after_stop,
+            "shadow_criteria": [s.key for s in shadows],
+        }
+        if throttle is not None:
+            provenance["throttle_filter"] = throttle.model_dump(mode="json")
+        if timeout_s is not None:
+            provenance["timeout_s"] = timeout_s
+        run = RunInfo(run_id=run_id or _new_run_id(), status="recording", provenance=provenance)
         metadata = TraceMetadata(
             config=config.model_dump(mode="json"),
             criterion=spec,
-            environment=EnvironmentInfo.capture(),
+            environment=capture_environment(),
             model=dict(model or {}),
             tags={str(k): str(v) for k, v in (tags or {}).items()},
             runs=[run],
         )
-        self.writer = TraceWriter(path, metadata)
+        self.writer = TraceWriter(path, metadata, overwrite=overwrite, append=append)
+        self._write = self.writer.write_line
+        self._prefix = "{" + encode_key("run_id") + encode_value(run.run_id) + ', "index": '
+
+    def _key(self, key: str) -> tuple[str, bool] | None:
+        """`(", \"key\": ", known column?)` for a field of the callable; None if not recorded."""
+        if key in _DRIVER_COLUMNS:
+            logger.warning("not recording field %r returned by the inference callable: it is a "
+                           "column the driver writes itself", key)
+            entry = None
+        else:
+            entry = (", " + encode_key(key), key in ALL_COLUMNS)
+        self._keys[key] = entry
+        return entry
 
     def record(
         self,
@@ -204,34 +260,139 @@ class _Recorder:
         latency: float | None,
         extras: Mapping[str, Any],
         error: str | None,
+        throttled: bool | None = None,
     ) -> None:
         if self.writer is None:
             return
-        row: dict[str, Any] = {
-            "index": index,
-            "t_start_ns": t_start,
-            "t_end_ns": t_end,
-            "wall_start_ns": wall_start,
-            "latency_ms": latency,
-            "ok": error is None,
-            "error": error,
-        }
-        for key, value in extras.items():
-            if key in row or key == "run_id":
-                if key not in self._warned:
-                    self._warned.add(key)
-                    logger.warning("not recording field %r returned by the inference callable: "
-                                   "it is a reserved trace column", key)
-                continue
-            row[key] = value
-        self.writer.write_attempt(row)
+        if error is None:
+            line = (f'{self._prefix}{index}, "t_start_ns": {t_start}, "t_end_ns": {t_end}, '
+                    f'"wall_start_ns": {wall_start}, "latency_ms": {latency!r}, "ok": true, '
+                    f'"error": null')
+        else:
+            line = (f'{self._prefix}{index}, "t_start_ns": {t_start}, "t_end_ns": {t_end}, '
+                    f'"wall_start_ns": {wall_start}, "latency_ms": null, "ok": false, '
+                    f'"error": {encode_value(error)}')
+        if throttled is not None:
+            line += ', "throttled": true' if throttled else ', "throttled": false'
+        if extras:
+            parts = [line]
+            keys = self._keys
+            for key, value in extras.items():
+                entry = keys[key] if key in keys else self._key(key)
+                if entry is None:
+                    continue
+                if entry[1]:
+                    problem = value_problem(key, value)
+                    if problem is not None:
+                        if key not in self._warned:
+                            self._warned.add(key)
+                            logger.warning("not recording %s (attempt %d); later values of the "
+                                           "wrong type are dropped too", problem, index + 1)
+                        continue
+                parts.append(entry[0] + encode_value(value))
+            line = "".join(parts)
+        self._write(line + "}")
 
     def finalize(self, **updates: Any) -> None:
         if self.writer is None:
             return
-        fmt = self.trace_format
-        final = self.writer.finalize(format=fmt, **updates)
+        final = self.writer.finalize(format=self.trace_format, validate=False, **updates)
         self.final_path = str(final)
+
+
+class _Job:
+    """One call handed to the worker thread."""
+
+    __slots__ = ("done", "exc", "t_end", "t_start", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.exc: BaseException | None = None
+        self.t_start = 0
+        self.t_end = 0
+
+
+class _TimedCaller:
+    """Runs the inference callable in a daemon worker thread so that an attempt can time out.
+
+    Python cannot stop a thread: on a timeout the call is *abandoned* — it
+    keeps running in its thread, whose result is discarded, and that thread
+    exits once the call returns. Later attempts run in a fresh worker thread,
+    so the driver never waits on a hung call (they may overlap with the
+    abandoned one while it is still running).
+    """
+
+    def __init__(self, fn: InferenceFn, timeout_s: float) -> None:
+        self.fn = fn
+        self.timeout_s = timeout_s
+        self.abandoned: list[threading.Thread] = []
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        fn = self.fn
+        perf = time.perf_counter_ns
+
+        def loop() -> None:
+            while True:
+                job = jobs.get()
+                if job is None:
+                    return
+                job.t_start = perf()
+                try:
+                    job.value = fn()
+                except BaseException as exc:  # handed to the driver's thread
+                    job.exc = exc
+                job.t_end = perf()
+                job.done.set()
+
+        self._jobs = jobs
+        self._thread = threading.Thread(target=loop, name="llem-warmup-inference", daemon=True)
+        self._thread.start()
+
+    def __call__(self) -> tuple[int, int, Any]:
+        """`(t_start_ns, t_end_ns, value)` of one call; TimeoutError after `timeout_s`."""
+        job = _Job()
+        self._jobs.put(job)
+        if not job.done.wait(self.timeout_s):
+            self._jobs.put(None)  # the abandoned worker exits once its call returns
+            self.abandoned.append(self._thread)
+            self._start_worker()
+            raise TimeoutError(
+                f"no result within timeout_s={self.timeout_s:g} s; the call was abandoned and "
+                "keeps running in a background thread (a thread cannot be stopped), its result "
+                "will be discarded"
+            )
+        if job.exc is not None:
+            raise job.exc
+        return job.t_start, job.t_end, job.value
+
+    def close(self) -> int:
+        """Stop the idle worker; return how many abandoned calls are still running."""
+        self._jobs.put(None)
+        return sum(t.is_alive() for t in self.abandoned)
+
+
+def _check_args(run_single_inference: Any, config: Any, record_after_stop: int,
+                timeout_s: float | None, overwrite: bool, append: bool) -> None:
+    if not callable(run_single_inference):
+        raise TypeError(
+            "run_single_inference must be a callable that runs one inference and returns its "
+            f"latency in ms, got {type(run_single_inference).__name__} {run_single_inference!r}"
+        )
+    if not isinstance(config, WarmupConfig):
+        raise TypeError(f"config must be a WarmupConfig, got {type(config).__name__}")
+    if isinstance(record_after_stop, bool) or not isinstance(record_after_stop, int) \
+            or record_after_stop < 0:
+        raise ValueError(f"record_after_stop must be an int >= 0, got {record_after_stop!r}")
+    if timeout_s is not None and (
+        isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+        or not math.isfinite(timeout_s) or timeout_s <= 0
+    ):
+        raise ValueError(f"timeout_s must be a finite number of seconds > 0, got {timeout_s!r}")
+    if overwrite and append:
+        raise ValueError("overwrite=True and append=True exclude each other")
 
 
 def warmup_until_converged(
@@ -246,6 +407,10 @@ def warmup_until_converged(
     model: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
     run_id: str | None = None,
+    overwrite: bool = False,
+    append: bool = False,
+    timeout_s: float | None = None,
+    throttle: ThrottleFilter | None = None,
 ) -> WarmupResult:
     """Run inferences until the configured criterion converges or the cap is hit.
 
@@ -253,145 +418,246 @@ def warmup_until_converged(
     ----------
     run_single_inference : callable
         Runs one inference and returns its latency in milliseconds (or a
-        mapping / dataclass with ``latency_ms`` and other measured fields).
+        mapping / dataclass with `latency_ms` and other measured fields).
     config : WarmupConfig
         Criterion, cap and stop-rule settings.
     show_progress : bool, default True
         Draw a tqdm bar; False creates no bar at all.
     trace_path : path-like, optional
         Record every attempt to this trace file (format by suffix:
-        ``.jsonl``, ``.parquet``, ``.csv``). Attempts stream to
-        ``<trace_path>.partial.jsonl`` and the final file is written
-        atomically at the end (see :class:`~llenergymeasure.traces.TraceWriter`).
+        `.jsonl`, `.parquet`, `.csv`). Attempts stream to
+        `<trace_path>.partial.jsonl` and the final file is written
+        atomically at the end (see `llenergymeasure.traces.TraceWriter`).
+        A finished trace already there is never overwritten: a
+        `TraceExistsError` naming the file is raised before the first call,
+        unless `overwrite` or `append`.
     shadow_criteria : sequence of str or Criterion, default ()
-        Criteria evaluated on the same samples, with the same
-        :class:`~llenergymeasure.criteria.StopRule`, that never stop the run;
-        their would-be stops are stored in the trace metadata
-        (``RunInfo.shadow``, keyed by the spec as given, or ``Criterion.spec``).
+        Criteria evaluated on the same samples, with the same `StopRule`, that
+        never stop the run; their would-be stops are stored in the trace
+        metadata (`RunInfo.shadow`, keyed by the spec as given, or
+        `Criterion.spec`).
     record_after_stop : int, default 0
         Keep measuring this many attempts after the stop (recorded in the
         trace and fed to the shadow criteria; the result still reports the
-        stop). Ignored without ``trace_path``.
+        stop). Ignored without `trace_path`.
     trace_format : {"jsonl", "parquet", "csv"}, optional
-        Final format, overriding the suffix of ``trace_path``.
+        Final format, overriding the suffix of `trace_path`.
     model : mapping, optional
         Model description stored in the trace metadata.
     tags : mapping of str to str, optional
         Free-form tags stored in the trace metadata.
     run_id : str, optional
         Run identifier in the trace (default: UTC time and a random suffix).
+    overwrite : bool, default False
+        Replace a finished trace at `trace_path` (atomically, when the run is
+        finalised: the old file stays whole until then).
+    append : bool, default False
+        Add this run (a new run id) to the finished trace at `trace_path`
+        (created when absent); the file keeps its format.
+    timeout_s : float, optional
+        Per-attempt timeout in seconds. Each call then runs in a daemon worker
+        thread; a call with no result after `timeout_s` is a failed attempt
+        (`TimeoutError` in `failure_types`). See the notes for what happens
+        to the call itself.
+    throttle : ThrottleFilter, optional
+        Flag samples taken while the GPU throttles (NVML throttle reasons, or
+        the SM clock below a fraction of its maximum) and keep them out of the
+        criterion, NVBench-style (see `llenergymeasure.core.timing.ThrottleFilter`).
 
     Returns
     -------
     WarmupResult
-        Non-convergence is reported in the result (``converged=False``), never
-        raised; ``trace_path`` is the final trace file, if any.
+        Non-convergence is reported in the result (`converged=False`), never
+        raised; `trace_path` is the final trace file, if any.
+
+    Raises
+    ------
+    TypeError
+        `run_single_inference` is not callable, or `config` is not a
+        `WarmupConfig` (before any call).
+    ValueError
+        A negative `record_after_stop`, a non-positive `timeout_s`, both
+        `overwrite` and `append`, or (with `append`) a run id already in the
+        file.
+    TraceExistsError
+        A finished trace is at `trace_path` and neither `overwrite` nor
+        `append` was given.
 
     Notes
     -----
-    * At most ``max_prompts`` attempts are made. Every successful latency is fed
-      to the criterion; the :class:`~llenergymeasure.criteria.StopRule` from
-      :meth:`WarmupConfig.make_stop_rule` decides, on successful samples only,
-      when to stop (for the default rolling CV: the first time the CV of the
-      last ``window_size`` samples is below ``cv_threshold`` once there are
-      ``max(min_prompts, window_size)`` samples).
+    * At most `max_prompts` attempts are made. Every successful latency is fed
+      to the criterion; the `StopRule` from `WarmupConfig.make_stop_rule`
+      decides, on samples only, when to stop (for the default rolling CV: the
+      first time the CV of the last `window_size` samples is below
+      `cv_threshold` once there are `max(min_prompts, window_size)` samples).
     * Sample times given to time-based criteria are the seconds from the start
-      of the first attempt to the end of each successful one, as
-      :meth:`~llenergymeasure.traces.Trace.sample_times_s` gives them back.
-    * An exception raised by the callable, or a return value that is not a
-      finite positive latency, is a *failed attempt*: logged as a warning,
-      counted in ``failures`` / ``failure_types`` and toward ``max_prompts``,
-      never recorded as a sample (the trace keeps it with ``ok=False`` and
-      ``error``). If every attempt fails the status is ``"all_failed"``.
-    * ``KeyboardInterrupt`` propagates after the progress bar is closed; with
-      a trace, the trace is first finalised with ``interrupted=True`` and
-      status ``"interrupted"``. Any other exception escaping the loop
-      finalises it with status ``"error"``.
+      of the first attempt to the end of each sample, as
+      `Trace.sample_times_s` gives them back.
+    * An exception raised by the callable, a timed-out call, or a return value
+      that is not a finite positive latency is a *failed attempt*: logged as a
+      warning, counted in `failures` / `failure_types` and toward
+      `max_prompts`, never a sample (the trace keeps it with `ok=False` and
+      `error`). If every attempt fails the status is `"all_failed"`.
+    * The driver times every call itself. When a returned latency and the
+      measured call time differ by more than `LATENCY_MISMATCH_FACTOR` (10x)
+      either way, one warning per run names both numbers: a callable that
+      returns seconds instead of milliseconds is 1000x too small. The returned
+      value is still what is recorded.
+    * With `timeout_s`, a timed-out call cannot be killed (Python has no way
+      to stop a thread): it is abandoned and keeps running in its daemon
+      thread, its eventual result is discarded, and the next attempt starts at
+      once in a fresh worker thread — so the driver never hangs on it, but
+      later attempts may overlap with it while it runs (a warning says so, and
+      the end of the run logs how many are still running). Daemon threads do
+      not keep the interpreter alive at exit.
+    * `KeyboardInterrupt` propagates after the progress bar is closed; with
+      a trace, the trace is first finalised with `interrupted=True` and
+      status `"interrupted"`. Any other exception escaping the loop
+      finalises it with status `"error"`.
     """
-    if record_after_stop < 0:
-        raise ValueError(f"record_after_stop must be >= 0, got {record_after_stop}")
+    _check_args(run_single_inference, config, record_after_stop, timeout_s, overwrite, append)
+    from llenergymeasure.core.timing import energy_per_token_mj
+
     criterion = config.make_criterion()
     spec = criterion.spec
     threshold = criterion.threshold
     target = math.nan if threshold is None else float(threshold)
+    label = criterion.statistic_label
     rule = config.make_stop_rule()
     shadows = _make_shadows(shadow_criteria, criterion, rule)
     extra_attempts = record_after_stop if trace_path is not None else 0
     recorder = _Recorder(
         trace_path, config, spec, shadows, record_after_stop=extra_attempts,
         trace_format=trace_format, model=model, tags=tags, run_id=run_id,
+        overwrite=overwrite, append=append, throttle=throttle, timeout_s=timeout_s,
     )
 
     if not config.enabled:
         logger.info("warmup disabled")
         recorder.finalize(status="disabled", stop_reason="warmup is disabled")
         return WarmupResult(
-            converged=True,
-            status="disabled",
-            final_cv=0.0,
-            target_cv=target if config.criterion is not None else config.cv_threshold,
-            iterations_completed=0,
-            attempts=0,
-            failures=0,
-            max_prompts=config.max_prompts,
-            stop_reason="warmup is disabled",
-            duration_s=0.0,
-            criterion=spec,
+            converged=True, status="disabled", final_statistic=math.nan,
+            target_statistic=target, statistic_label=label, iterations_completed=0,
+            attempts=0, failures=0, max_prompts=config.max_prompts,
+            stop_reason="warmup is disabled", duration_s=0.0, criterion=spec,
             trace_path=recorder.final_path,
         )
 
     tracker = rule.tracker()
     progress = WarmupProgress(config.max_prompts, enabled=show_progress)
+    bar = progress.bar is not None
+    caller = _TimedCaller(run_single_inference, timeout_s) if timeout_s is not None else None
     latencies: list[float] = []
     failure_types: Counter[str] = Counter()
+    counts = {"failures": 0, "throttled": 0}
+    flags = {"mismatch": False, "no_throttle_info": False}
     attempts = 0
     decision = None
+    perf = time.perf_counter_ns
+    call = run_single_inference
+    record = recorder.record
+    feed_latency_only = criterion.signals == ("latency_ms",)
+    low, high = 1.0 / LATENCY_MISMATCH_FACTOR, LATENCY_MISMATCH_FACTOR
+    run_start = perf()
+    wall0 = time.time_ns()
     first_start: int | None = None
-    run_start = time.perf_counter_ns()
 
     def attempt(index: int) -> tuple[float, dict[str, Any], float] | None:
-        """One call of the callable, recorded; the sample and its time, or None on failure."""
+        """One call, recorded; the sample and its time, or None (failed or throttled)."""
         nonlocal first_start
-        wall = time.time_ns()
-        t_start = time.perf_counter_ns() - run_start
-        if first_start is None:
-            first_start = t_start
+        t_submit = perf()
         try:
-            value = run_single_inference()
-            t_end = time.perf_counter_ns() - run_start
-            latency, extras = normalize_sample(value)
+            if caller is None:
+                t0 = perf()
+                value = call()
+                t1 = perf()
+            else:
+                t0, t1, value = caller()
+            if value.__class__ is float and 0.0 < value < math.inf:
+                latency, extras = value, {}
+            else:
+                latency, extras = normalize_sample(value)
         except Exception as exc:  # a failed inference is recorded, never fatal
-            t_end = time.perf_counter_ns() - run_start
+            t1 = perf()
+            t_start = t_submit - run_start
+            if first_start is None:
+                first_start = t_start
             kind = type(exc).__name__
             failure_types[kind] += 1
+            counts["failures"] += 1
             logger.warning("warmup attempt %d failed with %s: %s", index + 1, kind, exc)
-            recorder.record(index, t_start, t_end, wall, None, {}, f"{kind}: {exc}")
+            record(index, t_start, t1 - run_start, wall0 + t_start, None, {}, f"{kind}: {exc}")
             return None
-        recorder.record(index, t_start, t_end, wall, latency, extras, None)
-        return latency, extras, (t_end - first_start) / 1e9
+        t_start = t0 - run_start
+        t_end = t1 - run_start
+        if first_start is None:
+            first_start = t_start
+        if not flags["mismatch"] and t1 > t0:
+            measured_ms = (t1 - t0) / 1e6
+            ratio = latency / measured_ms
+            if ratio > high or ratio < low:
+                flags["mismatch"] = True
+                logger.warning(
+                    "the inference callable returned a latency of %.6g ms but the call took "
+                    "%.6g ms as timed by the driver (attempt %d, %.3g x apart); is it returning "
+                    "seconds instead of milliseconds, or timing something else? The returned "
+                    "value is what is recorded (warned once per run)",
+                    latency, measured_ms, index + 1, max(ratio, 1.0 / ratio),
+                )
+        throttled = None
+        if extras:
+            if ("energy_mj" in extras and "output_tokens" in extras
+                    and "energy_per_token_mj" not in extras):
+                per_token = energy_per_token_mj(extras["energy_mj"], extras["output_tokens"])
+                if per_token is not None:
+                    extras["energy_per_token_mj"] = per_token
+        if throttle is not None:
+            flag = throttle.is_throttled(extras)
+            if flag is None and not flags["no_throttle_info"]:
+                flags["no_throttle_info"] = True
+                logger.warning("throttle filter on, but the inference callable returns neither "
+                               "throttle_reasons nor sm_clock_mhz (NVML off?): samples without "
+                               "them are not flagged")
+            throttled = bool(flag)
+        record(index, t_start, t_end, wall0 + t_start, latency, extras, None, throttled)
+        if throttled:
+            counts["throttled"] += 1
+            logger.info("warmup attempt %d flagged as throttled (kept out of the criterion)",
+                        index + 1)
+            if throttle is not None and throttle.recovery_delay_s > 0:
+                time.sleep(throttle.recovery_delay_s)
+            return None
+        return latency, extras, (t_end - first_start) / 1e9  # type: ignore[operator]
 
     n_recorded = 0
     try:
-        while attempts < config.max_prompts:
+        max_prompts = config.max_prompts
+        detect = config.convergence_detection
+        update = criterion.update
+        while attempts < max_prompts:
             attempts += 1
             sample = attempt(attempts - 1)
             if sample is None:
-                progress.advance(criterion.describe(), sum(failure_types.values()))
+                if bar:
+                    progress.advance(criterion.describe(), counts["failures"])
                 continue
             latency, extras, t_s = sample
             latencies.append(latency)
-            criterion.update(_criterion_feed(latency, extras, criterion), t_s)
+            update(latency if feed_latency_only else _criterion_feed(latency, extras, criterion),
+                   t_s)
             for shadow in shadows:
                 shadow.observe(latency, extras, t_s)
-            progress.advance(criterion.describe(), sum(failure_types.values()))
-            if config.convergence_detection:
+            if bar:
+                progress.advance(criterion.describe(), counts["failures"])
+            if detect:
                 decision = tracker.observe(criterion.passed_)
                 if decision is not None and decision.converged:
                     break
         progress.close()
         # The warmup ends at the stop: attempts recorded after it are not warmup time.
-        duration = (time.perf_counter_ns() - run_start) / 1e9
+        duration = (perf() - run_start) / 1e9
         failures_at_stop = Counter(failure_types)
+        throttled_at_stop = counts["throttled"]
         n_recorded = attempts
         for k in range(extra_attempts):
             sample = attempt(attempts + k)
@@ -401,6 +667,8 @@ def warmup_until_converged(
                     shadow.observe(*sample)
     except BaseException as exc:
         progress.close()
+        if caller is not None:
+            caller.close()
         interrupted = isinstance(exc, KeyboardInterrupt)
         try:
             recorder.finalize(
@@ -415,13 +683,19 @@ def warmup_until_converged(
         except Exception as fin_exc:  # keep the original exception; the partial file remains
             logger.error("could not finalise the trace: %s", fin_exc)
         raise
+    if caller is not None:
+        running = caller.close()
+        if running:
+            logger.warning("%d timed-out call(s) of the inference callable are still running in "
+                           "background threads; their results will be discarded", running)
     failure_types = failures_at_stop
 
     failures = sum(failure_types.values())
     n = len(latencies)
     final = float(criterion.statistic_)
     stop_index = None
-    if n == 0:
+    throttle_note = f", {throttled_at_stop} throttled" if throttle is not None else ""
+    if n == 0 and throttled_at_stop == 0:
         status = "all_failed"
         converged = False
         reason = (
@@ -432,23 +706,23 @@ def warmup_until_converged(
     elif not config.convergence_detection:
         status = "fixed"
         converged = True
-        reason = f"fixed warmup of {attempts} attempts ({n} successful)"
+        reason = f"fixed warmup of {attempts} attempts ({n} samples{throttle_note})"
         logger.info("warmup: %s (%s)", reason, criterion.describe())
     elif decision is not None and decision.converged:
         status = "converged"
         converged = True
         stop_index = decision.index
         reason = (
-            f"converged after {n} prompts ({attempts} attempts): "
+            f"converged after {n} samples ({attempts} attempts{throttle_note}): "
             f"{_comparison(criterion)}; {decision.reason}"
         )
-        logger.info("warmup converged after %d prompts (%s)", n, _comparison(criterion))
+        logger.info("warmup converged after %d samples (%s)", n, _comparison(criterion))
     else:
         status = "not_converged"
         converged = False
         reason = (
             f"did not converge within max_prompts={config.max_prompts} attempts "
-            f"({n} successful, {failures} failed); last {criterion.describe()}"
+            f"({n} samples, {failures} failed{throttle_note}); last {criterion.describe()}"
         )
         logger.warning(
             "warmup did not converge after %d attempts: final %s",
@@ -466,12 +740,14 @@ def warmup_until_converged(
     return WarmupResult(
         converged=converged,
         status=status,
-        final_cv=final,
-        target_cv=target,
+        final_statistic=final,
+        target_statistic=target,
+        statistic_label=label,
         iterations_completed=n,
         attempts=attempts,
         failures=failures,
         failure_types=dict(failure_types),
+        throttled_samples=throttled_at_stop,
         max_prompts=config.max_prompts,
         latencies_ms=latencies,
         stop_reason=reason,
@@ -482,10 +758,10 @@ def warmup_until_converged(
 
 
 def _comparison(criterion: Criterion) -> str:
-    """``CV=3.21% < 5.00%`` for threshold criteria, else the criterion's description."""
+    """`CV=3.21% < 5.00%` for threshold criteria, else the criterion's description."""
     thr = criterion.threshold
     stat = criterion.statistic_
-    if thr is None or math.isnan(stat) or criterion.name in ("all_of", "any_of"):
+    if thr is None or math.isnan(stat) or getattr(type(criterion), "is_composite", False):
         return criterion.describe()
     if criterion.statistic_is_percent:
         return f"{criterion.statistic_label}={stat:.2%} < {thr:.2%}"

@@ -170,6 +170,11 @@ class CumulativeCriterion(Criterion):
     def history(self) -> int:
         """Length of the statistic history."""
 
+    @property
+    def min_samples(self) -> int:
+        """The variability is NaN until the history holds ``history`` statistics."""
+        return self.history
+
     @abc.abstractmethod
     def _step_statistic(self, prefix: NDArray[np.float64], step: int) -> float:
         """The cumulative statistic after sample ``step`` (prefix = ``x[: step + 1]``)."""

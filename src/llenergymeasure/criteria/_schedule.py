@@ -86,6 +86,11 @@ class ScheduledTruncation(Criterion):
 
     yields_truncation = True
 
+    @property
+    def min_samples(self) -> int:
+        """The first check point: nothing passes before it."""
+        return self._schedule()[0]
+
     def _schedule(self) -> tuple[int, int, float]:
         p = self.params
         return int(p.min_samples), int(p.every), float(p.growth)  # type: ignore[attr-defined]

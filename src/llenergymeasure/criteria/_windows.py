@@ -54,6 +54,11 @@ class WindowedCriterion(Criterion):
         """0-based index of the first sample after which the statistic is defined."""
         return self._window_len() - 1
 
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass (its first defined index + 1)."""
+        return self._first_index() + 1
+
     @abc.abstractmethod
     def _window_stats(
         self, windows: NDArray[np.float64]

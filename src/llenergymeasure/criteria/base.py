@@ -34,6 +34,8 @@ except ImportError:  # pragma: no cover - Python 3.10
     from typing_extensions import Self
 
 __all__ = [
+    "COST_CLASSES",
+    "SWEEP_OPERATORS",
     "Criterion",
     "CriterionConfigError",
     "CriterionParams",
@@ -46,6 +48,11 @@ __all__ = [
 Signals = Mapping[str, Any]
 
 DEFAULT_SIGNAL = "latency_ms"
+
+#: The values of `Criterion.cost_class`, cheapest first.
+COST_CLASSES: tuple[str, ...] = ("light", "moderate", "heavy")
+#: The comparison operators a `Criterion.sweep_parameter` may declare.
+SWEEP_OPERATORS: tuple[str, ...] = ("<", "<=", ">", ">=")
 
 
 class CriterionConfigError(ValueError):
@@ -211,6 +218,17 @@ class Criterion(abc.ABC):
     #: True when the criterion is meant to find the start of a steady state
     #: (checked on synthetic warmups with a known start); budgets are not.
     detects_steady_state: ClassVar[bool] = True
+    #: True for the composites (`all_of`, `any_of`) that combine child criteria.
+    is_composite: ClassVar[bool] = False
+    #: `(parameter, operator)` when the verdict is exactly `statistic <operator> value` of
+    #: that parameter and the statistic does not depend on it, so that one evaluation
+    #: serves a whole sweep of values (e.g. `("threshold", "<")`); `None` otherwise.
+    #: The operator is one of `"<"`, `"<="`, `">"`, `">="`.
+    sweep_parameter: ClassVar[tuple[str, str] | None] = None
+    #: Offline cost of `evaluate` on a 3,000-sample series with the default parameters:
+    #: `"light"` (milliseconds), `"moderate"` (tens of milliseconds to about a second,
+    #: or more on a dense check schedule), `"heavy"` (seconds: kept out of default sets).
+    cost_class: ClassVar[str] = "light"
     #: Short label of the statistic for progress bars and logs.
     statistic_label: ClassVar[str] = "stat"
     #: Display the statistic and threshold as percentages.
@@ -243,6 +261,14 @@ class Criterion(abc.ABC):
     def signals(self) -> tuple[str, ...]:
         """Every signal the criterion reads (composites read several)."""
         return (self.params.signal,)
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass (at least 1).
+
+        `evaluate(x).passed[: min_samples - 1]` is all False for every series `x`.
+        """
+        return 1
 
     @property
     def threshold(self) -> float | None:

@@ -125,6 +125,14 @@ class BDNFluctuation(Criterion):
     def threshold(self) -> float:
         return float(self.params.min_fluctuations)
 
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        p = self.params
+        return min(
+            p.max_iterations, max(1, p.min_iterations, p.min_fluctuations + 1)
+        )
+
     def _reset(self) -> None:
         self._last = 0.0
         self._direction = -1

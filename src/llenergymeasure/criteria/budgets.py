@@ -45,12 +45,18 @@ class FixedCount(Criterion):
     name = "fixed_count"
     Params = FixedCountParams
     scale_invariant = True
+    sweep_parameter = ("n", ">=")
     detects_steady_state = False
     statistic_label = "n"
 
     @property
     def threshold(self) -> float:
         return float(self.params.n)
+
+    @property
+    def min_samples(self) -> int:
+        """It passes from the ``n``-th sample on."""
+        return int(self.params.n)
 
     def _reset(self) -> None:
         pass
@@ -74,6 +80,7 @@ class _Duration(Criterion):
     Params = DurationParams
     scale_invariant = True
     needs_time = True
+    sweep_parameter = ("seconds", ">=")
     detects_steady_state = False
     statistic_label = "elapsed_s"
 

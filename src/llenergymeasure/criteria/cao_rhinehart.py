@@ -140,6 +140,11 @@ class CaoRhinehart(Criterion):
     def threshold(self) -> float:
         return float(self.params.r_crit)
 
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        return max(2, int(self.params.burn_in))
+
     def _reset(self) -> None:
         self._xf = 0.0
         self._nu2 = 0.0

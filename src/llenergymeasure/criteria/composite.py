@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict
 
 from llenergymeasure.criteria.base import (
+    COST_CLASSES,
     Criterion,
     CriterionConfigError,
     Evaluation,
@@ -50,6 +51,9 @@ class _Composite(Criterion):
         self.detects_steady_state = any(  # type: ignore[misc]
             c.detects_steady_state for c in self.children
         )
+        self.cost_class = max(  # type: ignore[misc]
+            (c.cost_class for c in self.children), key=COST_CLASSES.index
+        )
         super().__init__()
 
     @property
@@ -67,6 +71,12 @@ class _Composite(Criterion):
     @property
     def threshold(self) -> float:
         return float(self._needed())
+
+    @property
+    def min_samples(self) -> int:
+        """`all_of`: the largest of its children's; `any_of`: the smallest."""
+        counts = [c.min_samples for c in self.children]
+        return max(counts) if self._needed() == len(self.children) else min(counts)
 
     @abc.abstractmethod
     def _needed(self) -> int:

@@ -175,6 +175,8 @@ class Geweke(WindowedCriterion):
     name = "geweke"
     Params = GewekeParams
     scale_invariant = True
+    sweep_parameter = ("z_crit", "<")
+    cost_class = "moderate"
     statistic_label = "|z|"
 
     def __init__(

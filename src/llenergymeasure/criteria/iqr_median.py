@@ -102,6 +102,7 @@ class IQRMedian(Criterion):
     name = "iqr_median"
     Params = IQRMedianParams
     scale_invariant = True
+    sweep_parameter = ("threshold", "<")
     statistic_label = "IQR/med"
     statistic_is_percent = True
 
@@ -109,6 +110,11 @@ class IQRMedian(Criterion):
         self, window: int | None = 20, threshold: float = 0.1, *, signal: str = "latency_ms"
     ) -> None:
         super().__init__(window=window, threshold=threshold, signal=signal)
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        return int(self.params.window or TORCH_MIN_VALUES)
 
     def _reset(self) -> None:
         self._win = SortedWindow(self.params.window)

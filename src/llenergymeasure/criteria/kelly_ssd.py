@@ -112,6 +112,7 @@ class KellySSD(Criterion):
     name = "kelly_ssd"
     Params = KellySSDParams
     scale_invariant = True
+    sweep_parameter = ("threshold", ">=")
     statistic_label = "P"
     statistic_is_percent = True
 
@@ -124,6 +125,11 @@ class KellySSD(Criterion):
         signal: str = "latency_ms",
     ) -> None:
         super().__init__(window=window, t_crit=t_crit, threshold=threshold, signal=signal)
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        return int(self.params.window)
 
     def _reset(self) -> None:
         self._block = np.zeros(self.params.window)

@@ -141,6 +141,7 @@ class KPSS(WindowedCriterion):
     name = "kpss"
     Params = KPSSParams
     scale_invariant = True
+    cost_class = "moderate"
     statistic_label = "KPSS"
 
     def __init__(

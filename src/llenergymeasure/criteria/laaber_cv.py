@@ -91,6 +91,7 @@ class LaaberCV(DeltaCriterion):
     name = "laaber_cv"
     Params = LaaberCVParams
     scale_invariant = True
+    sweep_parameter = ("threshold", "<")
     statistic_label = "dCV"
 
     def __init__(

@@ -197,6 +197,8 @@ class LaaberKLD(CumulativeCriterion):
     name = "laaber_kld"
     Params = LaaberKLDParams
     scale_invariant = True
+    sweep_parameter = ("threshold", ">")
+    cost_class = "heavy"
     statistic_label = "minD"
 
     def __init__(

@@ -143,6 +143,8 @@ class LaaberRCIW(DeltaCriterion):
     name = "laaber_rciw"
     Params = LaaberRCIWParams
     scale_invariant = True
+    sweep_parameter = ("threshold", "<")
+    cost_class = "heavy"
     statistic_label = "dRCIW"
 
     def __init__(

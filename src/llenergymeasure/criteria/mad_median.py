@@ -88,6 +88,7 @@ class MADMedian(Criterion):
     name = "mad_median"
     Params = MADMedianParams
     scale_invariant = True
+    sweep_parameter = ("threshold", "<")
     statistic_label = "MAD/med"
     statistic_is_percent = True
 
@@ -106,6 +107,11 @@ class MADMedian(Criterion):
     @property
     def _k(self) -> float:
         return MAD_NORMAL_CONSISTENCY if self.params.normal_consistent else 1.0
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        return int(self.params.window)
 
     def _reset(self) -> None:
         self._win = SortedWindow(self.params.window)

@@ -231,6 +231,7 @@ class MaxESS(ScheduledTruncation):
     name = "max_ess"
     Params = MaxESSParams
     scale_invariant = True
+    cost_class = "moderate"
     statistic_label = "Neff"
 
     @property

@@ -132,6 +132,7 @@ class MSER5(ScheduledTruncation):
     name = "mser5"
     Params = MSER5Params
     scale_invariant = True
+    cost_class = "moderate"
     statistic_label = "cut_frac"
     statistic_is_percent = True
 

@@ -152,6 +152,7 @@ class NVBenchEntropy(Criterion):
     name = "nvbench_entropy"
     Params = NVBenchEntropyParams
     scale_invariant = True
+    cost_class = "heavy"
     statistic_label = "angle_deg"
 
     def __init__(
@@ -178,6 +179,12 @@ class NVBenchEntropy(Criterion):
         if d is None:
             return x
         return float(np.round(np.array([x]), d)[0])
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        first = max(self.params.min_samples, 1) + 1  # n > min_samples, n >= 2 ...
+        return first + first % 2  # ... and n even
 
     def _reset(self) -> None:
         self._counts: dict[float, int] = {}

@@ -165,6 +165,11 @@ class NVBenchStdRel(Criterion):
     def threshold(self) -> float:
         return float(self.params.max_noise)
 
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        return max(self.params.min_samples + 1, NVBENCH_MIN_SD_VALUES)
+
     def _reset(self) -> None:
         self._moments = RunningMeanSD()
         self._total = 0.0

@@ -433,6 +433,7 @@ class PELT(ScheduledTruncation):
     name = "pelt"
     Params = PELTParams
     scale_invariant = False
+    cost_class = "heavy"
     statistic_label = "steady_n"
 
     @property

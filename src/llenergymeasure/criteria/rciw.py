@@ -142,6 +142,7 @@ class RCIW(Criterion):
     name = "rciw"
     Params = RCIWParams
     scale_invariant = True
+    sweep_parameter = ("threshold", "<")
     statistic_label = "RCIW"
     statistic_is_percent = True
 
@@ -170,6 +171,11 @@ class RCIW(Criterion):
             if p.method == "bootstrap"
             else None
         )
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        return int(self.params.window)
 
     def _reset(self) -> None:
         self._moments = RollingMoments(self.params.window)

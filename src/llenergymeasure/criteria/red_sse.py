@@ -116,6 +116,7 @@ class RedSSE(ScheduledTruncation):
     name = "red_sse"
     Params = RedSSEParams
     scale_invariant = True
+    cost_class = "moderate"
     statistic_label = "rse"
     statistic_is_percent = True
 

@@ -30,7 +30,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from llenergymeasure.criteria.base import Criterion, CriterionConfigError, param_names
+from llenergymeasure.criteria.base import (
+    COST_CLASSES,
+    SWEEP_OPERATORS,
+    Criterion,
+    CriterionConfigError,
+    param_names,
+)
 
 __all__ = [
     "CriterionRegistrationError",
@@ -73,6 +79,7 @@ def register_criterion(cls: C) -> C:
         raise CriterionRegistrationError(
             f"{cls.__name__} needs a class attribute 'name' that is an identifier, got {name!r}"
         )
+    _check_declarations(cls)
     existing = _REGISTRY.get(name)
     if existing is not None and existing is not cls:
         if existing.__qualname__ == cls.__qualname__ and existing.__module__ == cls.__module__:
@@ -85,6 +92,31 @@ def register_criterion(cls: C) -> C:
         )
     _REGISTRY[name] = cls
     return cls
+
+
+def _check_declarations(cls: type[Criterion]) -> None:
+    """Check the declared class attributes of a criterion being registered."""
+    if cls.cost_class not in COST_CLASSES:
+        raise CriterionRegistrationError(
+            f"{cls.__name__}.cost_class must be one of {COST_CLASSES}, got {cls.cost_class!r}"
+        )
+    sweep = cls.sweep_parameter
+    if sweep is None:
+        return
+    if not (isinstance(sweep, tuple) and len(sweep) == 2):
+        raise CriterionRegistrationError(
+            f"{cls.__name__}.sweep_parameter must be None or (parameter, operator), got {sweep!r}"
+        )
+    param, op = sweep
+    if param not in cls.Params.model_fields:
+        raise CriterionRegistrationError(
+            f"{cls.__name__}.sweep_parameter names {param!r}, which is not one of its "
+            f"parameters ({', '.join(param_names(cls.Params))})"
+        )
+    if op not in SWEEP_OPERATORS:
+        raise CriterionRegistrationError(
+            f"{cls.__name__}.sweep_parameter operator must be one of {SWEEP_OPERATORS}, got {op!r}"
+        )
 
 
 def _load() -> None:

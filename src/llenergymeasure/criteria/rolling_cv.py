@@ -86,6 +86,7 @@ class RollingCV(Criterion):
     name = "rolling_cv"
     Params = RollingCVParams
     scale_invariant = True
+    sweep_parameter = ("threshold", "<")
     statistic_label = "CV"
     statistic_is_percent = True
 
@@ -93,6 +94,11 @@ class RollingCV(Criterion):
         self, window: int = 5, threshold: float = 0.05, ddof: int = 1, *, signal: str = "latency_ms"
     ) -> None:
         super().__init__(window=window, threshold=threshold, ddof=ddof, signal=signal)
+
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        return int(self.params.window)
 
     def _reset(self) -> None:
         self._moments = RollingMoments(self.params.window)

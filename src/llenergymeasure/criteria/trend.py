@@ -240,6 +240,11 @@ class Trend(Criterion):
     def threshold(self) -> float:
         return self.params.rel_threshold if self.params.mode == "relative" else self.t_crit
 
+    @property
+    def min_samples(self) -> int:
+        """The fewest samples after which the criterion can pass."""
+        return int(self.params.window)
+
     def _reset(self) -> None:
         self._sums = RollingTrendSums(self.params.window)
         self._tcrit = self.t_crit

@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
-import socket
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -157,6 +154,12 @@ OPTIONAL_COLUMNS: dict[str, ColumnSpec] = {
     "sm_clock_mhz": ColumnSpec("float64", "MHz", "SM clock at the end of the inference."),
     "mem_clock_mhz": ColumnSpec("float64", "MHz", "Memory clock at the end of the inference."),
     "throttle_reasons": ColumnSpec("Int64", "", "NVML clock-throttle-reasons bit mask."),
+    "throttled": ColumnSpec(
+        "boolean", "", "The driver's throttle filter flagged the sample: kept out of the criterion."
+    ),
+    "energy_per_token_mj": ColumnSpec(
+        "float64", "mJ/token", "GPU energy per generated token (energy_mj / output_tokens)."
+    ),
     "warmup": ColumnSpec("boolean", "", "Imported traces: the source flagged a warmup iteration."),
 }
 
@@ -222,19 +225,11 @@ def _version_of(dist: str) -> str | None:
         return None
 
 
-def _cpu_name() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
 class EnvironmentInfo(BaseModel):
-    """Software and hardware a trace was recorded on."""
+    """Software and hardware a trace was recorded on.
+
+    Filled by `llenergymeasure.core.environment.capture_environment()`.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -249,51 +244,6 @@ class EnvironmentInfo(BaseModel):
     hostname: str | None = Field(None, description="Host name.")
     cpu: str | None = Field(None, description="CPU model.")
     cpu_count: int | None = Field(None, ge=1, description="Logical CPUs.")
-
-    @classmethod
-    def capture(cls) -> EnvironmentInfo:
-        """Describe the running environment.
-
-        Cheap and side-effect free: torch is only queried for CUDA details when
-        it is already imported, and NVML only when ``pynvml`` is installed;
-        whatever cannot be found is None.
-        """
-        cuda = gpu = driver = None
-        torch_mod = sys.modules.get("torch")
-        if torch_mod is not None:
-            try:
-                cuda = torch_mod.version.cuda
-                if torch_mod.cuda.is_available():
-                    gpu = torch_mod.cuda.get_device_name(0)
-            except Exception as exc:  # a broken CUDA setup must not stop a recording
-                logger.debug("could not query torch.cuda: %s", exc)
-        try:
-            import pynvml  # type: ignore[import-not-found]
-
-            pynvml.nvmlInit()
-            try:
-                raw = pynvml.nvmlSystemGetDriverVersion()
-                driver = raw.decode() if isinstance(raw, bytes) else str(raw)
-                if gpu is None:
-                    name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(0))
-                    gpu = name.decode() if isinstance(name, bytes) else str(name)
-            finally:
-                pynvml.nvmlShutdown()
-        except Exception as exc:  # no NVML library, no GPU, no driver
-            logger.debug("NVML unavailable: %s", exc)
-        return cls(
-            python=platform.python_version(),
-            platform=platform.platform(),
-            numpy=np.__version__,
-            torch=_version_of("torch"),
-            transformers=_version_of("transformers"),
-            cuda=cuda,
-            driver=driver,
-            gpu_name=gpu,
-            hostname=socket.gethostname(),
-            cpu=_cpu_name(),
-            cpu_count=os.cpu_count(),
-        )
 
 
 def _package_version() -> str:
@@ -628,6 +578,14 @@ def check_runs(frame: pd.DataFrame, metadata: TraceMetadata, *, file: str | None
 
 
 # ----------------------------------------------------------------------- trace
+def _sample_mask(rows: pd.DataFrame) -> np.ndarray:
+    """Rows that are samples: successful attempts not flagged ``throttled``."""
+    ok = rows["ok"].to_numpy(dtype=bool)
+    if "throttled" in rows.columns:
+        ok = ok & ~rows["throttled"].to_numpy(dtype=bool, na_value=False)
+    return ok
+
+
 @dataclass
 class Trace:
     """Recorded attempts of one or more runs and their metadata.
@@ -704,6 +662,9 @@ class Trace:
     def samples(self, run_id: str | None = None, signal: str = "latency_ms") -> np.ndarray:
         """Values of ``signal`` for the successful attempts of a run, in order.
 
+        Attempts flagged ``throttled`` (by the driver's throttle filter) are not
+        samples: the criterion never saw them, so replay leaves them out too.
+
         Parameters
         ----------
         run_id : str, optional
@@ -718,7 +679,7 @@ class Trace:
         rows = self._rows(run_id)
         if signal not in rows.columns:
             raise KeyError(f"signal {signal!r} not recorded (columns: {list(rows.columns)})")
-        ok = rows["ok"].to_numpy(dtype=bool)
+        ok = _sample_mask(rows)
         return rows[signal].to_numpy(dtype="float64", na_value=np.nan)[ok]
 
     def sample_times_s(self, run_id: str | None = None) -> np.ndarray:
@@ -728,7 +689,7 @@ class Trace:
         run has no (complete) ``t_end_ns`` / ``t_start_ns`` timestamps.
         """
         rows = self._rows(run_id)
-        ok = rows["ok"].to_numpy(dtype=bool)
+        ok = _sample_mask(rows)
         start = rows["t_start_ns"].to_numpy(dtype="float64", na_value=np.nan)
         end = rows["t_end_ns"].to_numpy(dtype="float64", na_value=np.nan)
         if len(rows) and not np.isnan(start[0]) and not np.isnan(end[ok]).any():

@@ -30,6 +30,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,13 +55,17 @@ from llenergymeasure.traces.migrations import migrate, schema_version_of
 __all__ = [
     "NATIVE_FORMATS",
     "PARQUET_METADATA_KEY",
+    "TraceExistsError",
     "TraceWriter",
     "detect_native_format",
+    "encode_key",
+    "encode_value",
     "load_trace",
     "load_traces",
     "partial_path_for",
     "save_trace",
     "sidecar_path_for",
+    "value_problem",
 ]
 
 logger = logging.getLogger(__name__)
@@ -161,8 +166,42 @@ def _json_value(v: Any) -> Any:
     return str(v)
 
 
+_KEY_CACHE: dict[str, str] = {}
+_INF = math.inf
+
+
+def encode_key(key: str) -> str:
+    """`"key": ` as JSON text, cached (a trace has a handful of distinct column names)."""
+    text = _KEY_CACHE.get(key)
+    if text is None:
+        text = _KEY_CACHE[key] = encode_basestring_ascii(str(key)) + ": "
+    return text
+
+
+def encode_value(v: Any) -> str:
+    """One value as JSON text, as in a trace row: NaN and infinities become `null`.
+
+    Plain Python scalars (float, int, bool, str, None) take a fast path that
+    writes what `json.dumps` would; numpy scalars, timestamps and the rest go
+    through the general conversion.
+    """
+    cls = v.__class__
+    if cls is float:
+        return repr(v) if -_INF < v < _INF else "null"  # NaN and infinities -> null
+    if cls is int:
+        return int.__repr__(v)
+    if v is None:
+        return "null"
+    if cls is bool:
+        return "true" if v else "false"
+    if cls is str:
+        return encode_basestring_ascii(v)
+    return json.dumps(_json_value(v), allow_nan=False)
+
+
 def _row_line(row: Mapping[str, Any]) -> str:
-    return json.dumps({str(k): _json_value(v) for k, v in row.items()}, allow_nan=False)
+    """One attempt as a JSON object on one line (the same text `json.dumps` writes)."""
+    return "{" + ", ".join([encode_key(k) + encode_value(v) for k, v in row.items()]) + "}"
 
 
 def _header_line(metadata: TraceMetadata, *, partial: bool) -> str:
@@ -484,25 +523,107 @@ def load_traces(path: str | os.PathLike[str]) -> list[Trace]:
 
 
 # ------------------------------------------------------------------ recording
+class TraceExistsError(FileExistsError):
+    """A finished trace is already at the path a recording would write.
+
+    Attributes
+    ----------
+    path : Path
+        The existing file (for a CSV trace, the CSV or its sidecar).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} is a finished trace and is never overwritten by default: pass "
+            "overwrite=True to replace it, or append=True to add this recording to it as a "
+            "new run, or choose another path"
+        )
+
+
+def _existing_final(path: Path) -> Path | None:
+    """The file that makes ``path`` an existing trace, if any (a CSV's sidecar counts)."""
+    if path.exists():
+        return path
+    if _suffix_format(path) == "csv" and sidecar_path_for(path).exists():
+        return sidecar_path_for(path)
+    return None
+
+
+def value_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot go in the known trace column ``name``; None when it can.
+
+    Unknown columns accept any value (it is recorded as it is, or as its
+    `str`). A missing value (`None`, NaN) is always accepted.
+    """
+    spec = ALL_COLUMNS.get(name)
+    if spec is None or value is None:
+        return None
+    cls = value.__class__
+    if spec.dtype == "float64":
+        ok = cls is float or cls is int or (
+            isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_))
+        )
+    elif spec.dtype in ("Int64", "int64"):
+        if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+            return None
+        ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) or (
+            isinstance(value, (float, np.floating)) and float(value).is_integer()
+        )
+    elif spec.dtype in ("bool", "boolean"):
+        ok = isinstance(value, (bool, np.bool_))
+    else:
+        ok = isinstance(value, str)
+    if ok:
+        return None
+    return f"column {name!r} holds {spec.dtype} values, got {type(value).__name__} {value!r}"
+
+
 class TraceWriter:
     """Stream a recording to JSON Lines, then finalise it atomically.
 
-    The in-progress file is ``<path>.partial.jsonl``: its header (metadata,
-    ``"partial": true``) is written and fsynced when the writer opens, and
-    every :meth:`write_attempt` writes one line and flushes it, so a crash
-    loses at most the attempt being written. :meth:`finalize` writes the final
-    file (format from the suffix of ``path``, or Parquet with
-    ``to_parquet=True``) atomically and removes the in-progress file.
+    The in-progress file is `<path>.partial.jsonl`: its header (metadata,
+    `"partial": true`) is written and fsynced when the writer opens, and
+    every `write_attempt` writes one line and flushes it, so a killed process
+    loses at most the attempt being written. `finalize` writes the final
+    file (format from the suffix of `path`, or Parquet with
+    `to_parquet=True`) atomically and removes the in-progress file.
+
+    A finished trace already at `path` is never overwritten by default: the
+    writer raises `TraceExistsError` naming the file when it opens (and again
+    at `finalize`, if one appeared meanwhile). `overwrite=True` replaces it
+    at `finalize` (atomically: the old file stays whole until then);
+    `append=True` adds the recorded run(s) to it.
 
     Parameters
     ----------
     path : path-like
         The final file.
     metadata : TraceMetadata
-        Metadata of the recording; its runs should carry ``status="recording"``.
+        Metadata of the recording; its runs should carry `status="recording"`.
     fsync_every : int, default 0
         Also fsync the in-progress file every this many attempts (0: only flush;
         a flush survives a killed process, an fsync also a power loss).
+    overwrite : bool, default False
+        Replace a finished trace at `path`.
+    append : bool, default False
+        Add the runs of this recording to the finished trace at `path` (created
+        when absent). The existing trace is loaded (and so validated) when the
+        writer opens; a run id it already holds is a `ValueError`. The file
+        keeps its format and file-level metadata; where this recording's
+        `config`, `criterion`, `environment`, `model` or `tags` differ from
+        the file's, they are stored in the new run's `provenance`.
+
+    Raises
+    ------
+    TraceExistsError
+        A finished trace is at `path` and neither `overwrite` nor `append`.
+    FileExistsError
+        An in-progress `<path>.partial.jsonl` of an unfinished recording exists.
+    ValueError
+        Both `overwrite` and `append`; with `append`, a run id already in the
+        file.
 
     Examples
     --------
@@ -513,24 +634,45 @@ class TraceWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], metadata: TraceMetadata, *,
-                 fsync_every: int = 0) -> None:
+                 fsync_every: int = 0, overwrite: bool = False, append: bool = False) -> None:
         self.path = Path(path)
         self.metadata = metadata
         self.partial_path = partial_path_for(self.path)
         self.fsync_every = int(fsync_every)
+        self.overwrite = bool(overwrite)
+        self.append = bool(append)
         self._lines: list[str] = []
         self._closed = False
+        if self.overwrite and self.append:
+            raise ValueError("overwrite=True and append=True exclude each other")
+        existing = _existing_final(self.path)
+        if existing is not None and not (self.overwrite or self.append):
+            raise TraceExistsError(existing)
+        if self.append and existing is not None:
+            self._check_append(load_trace(self.path))
         self.partial_path.parent.mkdir(parents=True, exist_ok=True)
         if self.partial_path.exists():
             raise FileExistsError(
                 f"{self.partial_path} exists: an earlier recording did not finish; load it "
                 "with load_trace() to recover it, or remove it"
             )
+        self._single_run_prefix = (
+            encode_key("run_id") + encode_value(metadata.runs[0].run_id) + ", "
+            if len(metadata.runs) == 1 else None
+        )
         self._fh: IO[str] = self.partial_path.open("x", encoding="utf-8")
         self._fh.write(_header_line(metadata, partial=True) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
         _fsync_dir(self.partial_path.parent)
+
+    def _check_append(self, existing: Trace) -> None:
+        clash = sorted({r.run_id for r in self.metadata.runs} & set(existing.run_ids))
+        if clash:
+            raise ValueError(
+                f"cannot append to {self.path}: it already holds run(s) {clash}; "
+                "give the new run another run_id"
+            )
 
     @property
     def n_written(self) -> int:
@@ -540,21 +682,44 @@ class TraceWriter:
     def write_attempt(self, row: Mapping[str, Any]) -> None:
         """Append one attempt and flush it to the in-progress file.
 
-        ``run_id`` may be omitted when the metadata describes exactly one run.
+        `run_id` may be omitted when the metadata describes exactly one run.
+        Values of known columns must have the column's type (a
+        `TraceFormatError` names the field otherwise); NaN and infinities are
+        written as null.
         """
         if self._closed:
             raise RuntimeError(f"trace writer for {self.path} is already finalised")
-        if "run_id" not in row:
-            if len(self.metadata.runs) != 1:
-                raise ValueError("row has no 'run_id' and the metadata describes "
-                                 f"{len(self.metadata.runs)} runs")
-            row = {"run_id": self.metadata.runs[0].run_id, **row}
-        line = _row_line(row)
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        for key, value in row.items():
+            if key in ALL_COLUMNS and value is not None:
+                problem = value_problem(key, value)
+                if problem is not None:
+                    raise TraceFormatError(problem, file=str(self.partial_path),
+                                           row=len(self._lines), field=key)
+        if "run_id" in row:
+            line = _row_line(row)
+        elif self._single_run_prefix is not None:
+            line = _row_line(row)
+            line = "{" + self._single_run_prefix + line[1:] if len(line) > 2 else (
+                "{" + self._single_run_prefix[:-2] + "}")
+        else:
+            raise ValueError("row has no 'run_id' and the metadata describes "
+                             f"{len(self.metadata.runs)} runs")
+        self.write_line(line)
+
+    def write_line(self, line: str) -> None:
+        """Append one attempt already serialised as a JSON object on one line, and flush it.
+
+        The fast path of a recorder that builds its own lines (the warmup
+        driver does): the line is written as it is, without checks — it must
+        hold `run_id` and the required columns with values of their types.
+        """
+        fh = self._fh
+        fh.write(line)
+        fh.write("\n")
+        fh.flush()
         self._lines.append(line)
         if self.fsync_every and len(self._lines) % self.fsync_every == 0:
-            os.fsync(self._fh.fileno())
+            os.fsync(fh.fileno())
 
     def finalize(
         self,
@@ -563,6 +728,7 @@ class TraceWriter:
         to_parquet: bool = False,
         format: str | None = None,
         metadata: TraceMetadata | None = None,
+        validate: bool = True,
         **run_updates: Any,
     ) -> Path:
         """Write the final file atomically and remove the in-progress one.
@@ -572,20 +738,31 @@ class TraceWriter:
         runs : sequence of RunInfo, optional
             Replace the runs of the metadata.
         to_parquet : bool, default False
-            Write Parquet (at ``path`` if it ends in ``.parquet``, else at
-            ``path`` with the suffix replaced).
+            Write Parquet (at `path` if it ends in `.parquet`, else at
+            `path` with the suffix replaced).
         format : {"jsonl", "parquet", "csv"}, optional
-            Final format at ``path``, overriding its suffix.
+            Final format at `path`, overriding its suffix.
         metadata : TraceMetadata, optional
             Replace the whole metadata.
+        validate : bool, default True
+            Parse and validate the rows before writing a JSON Lines file (the
+            other formats are always validated, since they are built from the
+            parsed table). A recorder whose rows are valid by construction
+            passes False to skip the re-parse.
         **run_updates
-            Field updates (``stop_index=``, ``status=``, ``shadow=``,
-            ``interrupted=``...) applied to the single run of the metadata.
+            Field updates (`stop_index=`, `status=`, `shadow=`,
+            `interrupted=`...) applied to the single run of the metadata.
 
         Returns
         -------
         Path
             The final file.
+
+        Raises
+        ------
+        TraceExistsError
+            A finished trace appeared at the final path during the recording
+            (neither `overwrite` nor `append`); the in-progress file is kept.
         """
         if self._closed:
             raise RuntimeError(f"trace writer for {self.path} is already finalised")
@@ -597,10 +774,6 @@ class TraceWriter:
                 raise ValueError(f"run updates need exactly one run, metadata has {len(meta.runs)}")
             updated = RunInfo.model_validate({**meta.runs[0].model_dump(), **run_updates})
             meta = meta.model_copy(update={"runs": [updated]})
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._closed = True
-        self.metadata = meta
         final = self.path
         fmt = format or _suffix_format(final)
         if fmt is not None and fmt not in NATIVE_FORMATS:
@@ -609,17 +782,63 @@ class TraceWriter:
             fmt = "parquet"
             if final.suffix.lower() not in (".parquet", ".pq"):
                 final = final.with_suffix(".parquet")
-        body = "\n".join([_header_line(meta, partial=False), *self._lines]) + "\n"
-        trace = parse_jsonl(body.encode(), file=str(self.partial_path), partial=False)
-        if fmt == "jsonl" or fmt is None:
-            with _atomic_path(final) as tmp:
-                tmp.write_text(body, encoding="utf-8")
+        existing = _existing_final(final)
+        if existing is not None and not (self.overwrite or self.append):
+            self.abandon()
+            raise TraceExistsError(existing)
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._closed = True
+        self.metadata = meta
+        header = _header_line(meta, partial=False)
+        if self.append and existing is not None:
+            self._append_to(final, meta, header)
+        elif fmt == "jsonl" or fmt is None:
+            if validate:
+                body = "\n".join([header, *self._lines]) + "\n"
+                parse_jsonl(body.encode(), file=str(self.partial_path), partial=False)
+            with _atomic_path(final) as tmp, tmp.open("w", encoding="utf-8") as fh:
+                fh.write(header)
+                fh.write("\n")
+                for line in self._lines:
+                    fh.write(line)
+                    fh.write("\n")
         else:
+            body = "\n".join([header, *self._lines]) + "\n"
+            trace = parse_jsonl(body.encode(), file=str(self.partial_path), partial=False)
             save_trace(trace, final, format=fmt)
         self.partial_path.unlink(missing_ok=True)
         _fsync_dir(final.parent)
         logger.info("finalised trace %s (%d attempts)", final, len(self._lines))
         return final
+
+    def _append_to(self, final: Path, meta: TraceMetadata, header: str) -> None:
+        """Merge the recorded runs into the finished trace at ``final`` and rewrite it."""
+        old = load_trace(final)
+        self._check_append(old)
+        body = "\n".join([header, *self._lines]) + "\n"
+        new = parse_jsonl(body.encode(), file=str(self.partial_path), partial=False)
+        file_meta = old.metadata
+        differing = {
+            name: getattr(meta, name)
+            for name in ("config", "criterion", "environment", "model", "tags")
+            if getattr(meta, name) != getattr(file_meta, name)
+        }
+        added = []
+        for run in meta.runs:
+            if differing:
+                extra = {k: (v.model_dump(mode="json") if hasattr(v, "model_dump") else v)
+                         for k, v in differing.items()}
+                run = run.model_copy(update={"provenance": {**run.provenance, **extra}})
+            added.append(run)
+        merged_meta = file_meta.model_copy(update={"runs": [*file_meta.runs, *added]})
+        frame = pd.concat([old.data.astype(object), new.data.astype(object)],
+                          ignore_index=True, sort=False)
+        merged = Trace(normalize_frame(frame, file=str(final)), merged_meta)
+        fmt = detect_native_format(final) or _suffix_format(final)
+        save_trace(merged, final, format=fmt)
+        logger.info("appended run(s) %s to %s (now %d runs, %d attempts)",
+                    [r.run_id for r in added], final, len(merged_meta.runs), len(merged.data))
 
     def abandon(self) -> None:
         """Close the in-progress file without finalising (it stays loadable)."""

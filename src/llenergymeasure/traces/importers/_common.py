@@ -48,7 +48,8 @@ class ImportedRun:
     t_end_ns : ndarray of int or None
         End of each attempt from the run's start (ns); None when the source
         has no timing of its own (the trace then falls back to cumulative
-        latencies).
+        latencies). A float array may hold NaN where one attempt's time is
+        unknown (stored as null).
     t_start_ns : ndarray of int or None
         Start of each attempt; None: the previous attempt's end (0 first),
         i.e. back-to-back attempts.
@@ -87,13 +88,13 @@ class ImportedRun:
             cols["t_start_ns"] = pd.array([None] * n, dtype="Int64")
             cols["t_end_ns"] = pd.array([None] * n, dtype="Int64")
         else:
-            end = np.asarray(self.t_end_ns, dtype=np.int64)
+            end = _nullable_ns(self.t_end_ns)
             if self.t_start_ns is not None:
-                start = np.asarray(self.t_start_ns, dtype=np.int64)
+                start = _nullable_ns(self.t_start_ns)
             else:
-                start = np.concatenate([[0], end[:-1]]).astype(np.int64)
-            cols["t_start_ns"] = pd.array(start, dtype="Int64")
-            cols["t_end_ns"] = pd.array(end, dtype="Int64")
+                start = pd.array([0, *end[:-1]], dtype="Int64") if n else end
+            cols["t_start_ns"] = start
+            cols["t_end_ns"] = end
         cols["wall_start_ns"] = pd.array([None] * n, dtype="Int64")
         cols["latency_ms"] = np.asarray(self.latency_ms, dtype=np.float64)
         cols["ok"] = np.ones(n, dtype=bool) if self.ok is None else np.asarray(self.ok, bool)
@@ -114,6 +115,18 @@ class ImportedRun:
             labels=self.labels,
             provenance=self.provenance,
         )
+
+
+def _nullable_ns(values: Any) -> Any:
+    """Nanosecond times as a nullable ``Int64`` array (NaN or None become null)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return pd.array(arr.astype(np.int64), dtype="Int64")
+    f = np.asarray(arr, dtype=np.float64)
+    known = np.isfinite(f)
+    out = pd.array(np.where(known, f, 0).astype(np.int64), dtype="Int64")
+    out[~known] = pd.NA
+    return out
 
 
 def build_trace(
