@@ -265,7 +265,8 @@ def draw_gpu(examples: dict[str, list], path: Path) -> None:
                 ax.axvline(k, color=f"C{i}", lw=1.2, label=f"{spec}: {k}")
             else:
                 ax.plot([], [], color=f"C{i}", label=f"{spec}: never")
-        ax.set_title(f"{fam}\n{Path(str(name)).name[:60]}", fontsize=8)
+        ax.set_xlim(-2, min(len(x), 300))  # the warm phase and the stops, not the tail
+        ax.set_title(f"{fam}\n{Path(str(name)).name[:60]} (first 300 samples)", fontsize=8)
         ax.set_xlabel("sample")
         ax.set_ylabel("ms")
         ax.legend(fontsize=6)
