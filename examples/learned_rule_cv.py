@@ -94,6 +94,25 @@ def criterion_stops(spec: str, runs: Sequence[LabelledRun]) -> list[int]:
     return out
 
 
+#: Classical tests made persistent by `StopRule(patience=K)`: the non-learned alternative.
+PATIENCE_SPECS = ("trend", "geweke", "mad_median:window=40", "pyperf_halves",
+                  "rolling_cv:window=40,threshold=0.02")
+PATIENCES = (1, 10, 25, 50, 100, 200)
+
+
+def patience_alternatives(runs: Sequence[LabelledRun]) -> pd.DataFrame:
+    """Equal-cost comparison of classical tests that must pass K samples in a row."""
+    stops: dict[str, list[int]] = {}
+    for spec in PATIENCE_SPECS:
+        crit = make_criterion(spec)
+        evs = [crit.evaluate(r.x) for r in runs]
+        for k in PATIENCES:
+            rule = StopRule(patience=k)
+            got = [rule.stop_index(ev) for ev in evs]
+            stops[f"{spec}, patience {k}"] = [-1 if g is None else int(g) for g in got]
+    return equal_cost_table(stops, runs)
+
+
 def oof_stops(runs: Sequence[LabelledRun], seeds: Sequence[int],
               feats: Sequence[np.ndarray]) -> dict[int, pd.DataFrame]:
     """Out-of-fold stops (own threshold and the sweep) for each fold assignment."""
@@ -317,6 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(markdown(sweep, index=False))
     table.loc[default] = table.loc[f"{default}, fold seed {first}"]
     draw_equal_cost(runs, sweep, table, default, args.img / "learned_equal_cost.png")
+    alt = patience_alternatives(runs)
+    print(markdown(alt[["mean_samples_used", "premature_rate", "premature_rate_fixed",
+                        "premature_lift", "premature_lift_ci_low", "premature_lift_ci_high",
+                        "wee_lift", "bias_p90_lift", "never_stopped_rate"]]))
     coefs = pd.Series(model.coef, index=list(model.features))
     print("default model", model.version, "threshold", model.threshold, "persistence",
           model.persistence, "window", model.window)
