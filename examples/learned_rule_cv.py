@@ -320,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = equal_cost_table(stops, runs)
     cols = ["mean_samples_used", "fixed_n_same_cost", "premature_rate", "premature_rate_fixed",
             "premature_lift", "premature_lift_ci_low", "premature_lift_ci_high",
+            "premature_rate_late", "premature_rate_late_fixed",
             "mean_abs_wee_s", "wee_lift", "bias_p90", "bias_p90_lift", "never_stopped_rate"]
     print(markdown(table[cols]))
     print("fold thresholds:", {s: sorted(set(oof[s]["threshold"])) for s in args.seeds})

@@ -55,6 +55,9 @@ def test_fixed_count_own_lift_is_zero() -> None:
     assert res["wee_lift"] == 0.0
     assert res["bias_p90_lift"] == 0.0
     assert res["premature_rate"] == pytest.approx(3 / 6)  # 30, 50, 70 > 25
+    late = equal_cost_comparison([24] * 6, runs, late_start=50)
+    assert late["n_late"] == 2
+    assert late["premature_rate_late"] == late["premature_rate_late_fixed"] == 1.0
 
 
 def test_stop_at_reference_is_never_premature() -> None:
