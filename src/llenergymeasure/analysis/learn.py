@@ -47,6 +47,7 @@ from numpy.typing import NDArray
 from llenergymeasure.criteria.learned import FEATURES, LearnedModel, feature_matrix
 
 __all__ = [
+    "THRESHOLD_GRID",
     "LabelledRun",
     "LearnError",
     "cross_validate",
@@ -54,6 +55,7 @@ __all__ = [
     "fit_logistic",
     "read_labelled_runs",
     "rule_stops",
+    "steady_runs",
     "train_learned_rule",
 ]
 
@@ -274,7 +276,8 @@ def rule_stops(statistics: Sequence[NDArray[np.float64]], threshold: float) -> N
     return out
 
 
-def _steady(runs: Sequence[LabelledRun]) -> list[LabelledRun]:
+def steady_runs(runs: Sequence[LabelledRun]) -> list[LabelledRun]:
+    """The runs with a steady-state reference (``reference_start >= 0``), in order."""
     return [r for r in runs if r.reference_start is not None and r.reference_start >= 0]
 
 
@@ -342,7 +345,7 @@ def train_learned_rule(
     unknown = [f for f in features if f not in FEATURES]
     if unknown or not features:
         raise LearnError(f"unknown features {unknown} (known: {', '.join(FEATURES)})")
-    steady = _steady(runs)
+    steady = steady_runs(runs)
     if not steady:
         raise LearnError("no run has a steady-state reference (reference_start >= 0)")
     feats = (list(_features) if _features is not None
@@ -375,6 +378,8 @@ def cross_validate(
     *,
     n_folds: int = 5,
     seed: int = 0,
+    sweep: Sequence[float] = (),
+    feature_matrices: Sequence[NDArray[np.float64]] | None = None,
     **train_kwargs: Any,
 ) -> pd.DataFrame:
     """Out-of-fold stops of `train_learned_rule`, folds grouped by trace.
@@ -382,20 +387,40 @@ def cross_validate(
     Every trace (all runs of a benchmark) falls in one fold; each fold's runs are
     stopped by a model trained, threshold included, on the other folds only.
 
+    Parameters
+    ----------
+    runs : sequence of LabelledRun
+        Runs with a steady state are used.
+    n_folds : int, default 5
+        Number of folds (at most the number of traces).
+    seed : int, default 0
+        Seed of the assignment of traces to folds.
+    sweep : sequence of float
+        Thresholds at which the out-of-fold stops are also given (the fold models
+        applied with that threshold instead of their own).
+    **train_kwargs
+        Passed to `train_learned_rule`.
+
     Returns
     -------
     DataFrame
         One row per steady run: ``trace_id``, ``run_id``, ``fold``, ``threshold`` (the
-        fold model's), ``stop_index`` (-1: never).
+        fold model's), ``stop_index`` (-1: never) and ``stop_index@<th>`` per swept
+        threshold.
     """
-    steady = _steady(runs)
+    steady = steady_runs(runs)
     groups = sorted({r.trace_id for r in steady})
     if len(groups) < n_folds:
         raise LearnError(f"{len(groups)} traces cannot fill {n_folds} folds")
     order = np.random.default_rng(seed).permutation(len(groups))
     fold_of = {groups[g]: j % n_folds for j, g in enumerate(order)}
     window = int(train_kwargs.get("window", 40))
-    feats = [feature_matrix(r.x, window) for r in steady]
+    if feature_matrices is None:
+        feats = [feature_matrix(r.x, window) for r in steady]
+    else:
+        feats = list(feature_matrices)
+        if len(feats) != len(steady):
+            raise LearnError(f"{len(feats)} feature matrices for {len(steady)} steady runs")
     rows = []
     for f in range(n_folds):
         tr = [i for i, r in enumerate(steady) if fold_of[r.trace_id] != f]
@@ -404,9 +429,13 @@ def cross_validate(
         for i, r in enumerate(steady):
             if fold_of[r.trace_id] != f:
                 continue
-            stop = rule_stops([model.statistic(feats[i])], model.threshold)[0]
-            rows.append({"trace_id": r.trace_id, "run_id": r.run_id, "fold": f,
-                         "threshold": model.threshold, "stop_index": int(stop)})
+            stat = model.statistic(feats[i])
+            row = {"trace_id": r.trace_id, "run_id": r.run_id, "fold": f,
+                   "threshold": model.threshold,
+                   "stop_index": int(rule_stops([stat], model.threshold)[0])}
+            for th in sweep:
+                row[f"stop_index@{th:g}"] = int(rule_stops([stat], th)[0])
+            rows.append(row)
         logger.info("fold %d: threshold %.2f", f, model.threshold)
     return pd.DataFrame(rows)
 
@@ -441,6 +470,7 @@ def equal_cost_comparison(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    late_start: int = 100,
 ) -> dict[str, float]:
     r"""A rule's stops against the fixed count of the same mean cost on the same runs.
 
@@ -465,11 +495,16 @@ def equal_cost_comparison(
         Level of the CI.
     seed : int, default 0
         Seed of the resampling.
+    late_start : int, default 100
+        Runs whose reference start is at least this are "late" (where warmup really
+        matters; 100 iterations is 10 s of JMH): their premature rates are reported
+        apart.
 
     Returns
     -------
     dict
         ``n_runs``, ``mean_samples_used``, ``fixed_n_same_cost``, ``premature_rate``,
+        ``n_late``, ``premature_rate_late``, ``premature_rate_late_fixed``,
         ``premature_rate_fixed``, ``premature_lift``, ``premature_lift_ci_low``,
         ``premature_lift_ci_high``, ``mean_abs_wee_s``, ``mean_abs_wee_s_fixed``,
         ``wee_lift``, ``bias_p90``, ``bias_p90_fixed``, ``bias_p90_lift``,
@@ -500,6 +535,7 @@ def equal_cost_comparison(
         boot = diff[draws].mean(axis=1)
         a = (1.0 - confidence) / 2.0
         lo, hi = (float(v) for v in np.quantile(boot, [a, 1.0 - a]))
+    late = np.array([r.reference_start >= late_start for r in sel])  # type: ignore[operator]
     both = np.isfinite(wee) & np.isfinite(wee_f)
     b90 = float(np.nanpercentile(bias, 90)) if np.isfinite(bias).any() else math.nan
     b90f = float(np.nanpercentile(bias_f, 90))
@@ -512,6 +548,9 @@ def equal_cost_comparison(
         "premature_lift": float(diff.mean()),
         "premature_lift_ci_low": lo,
         "premature_lift_ci_high": hi,
+        "n_late": float(late.sum()),
+        "premature_rate_late": float(prem[late].mean()) if late.any() else math.nan,
+        "premature_rate_late_fixed": float(prem_f[late].mean()) if late.any() else math.nan,
         "mean_abs_wee_s": float(wee[both].mean()) if both.any() else math.nan,
         "mean_abs_wee_s_fixed": float(wee_f[both].mean()) if both.any() else math.nan,
         "wee_lift": float(wee[both].mean() - wee_f[both].mean()) if both.any() else math.nan,

@@ -87,7 +87,8 @@ FEATURES: tuple[str, ...] = (
     "since_min",
     "hist_shift",
 )
-_N_LOCAL = 7  # the first features after log_n that depend on the window only: 1..7
+#: Columns of `_local_features`: the six window features (FEATURES[1:7]) and the level.
+_N_LOCAL = 7
 #: Relative floor of the robust scale: a window whose MAD is 0 (a coarse timer)
 #: still gets a finite, scale-invariant halves shift.
 _SCALE_FLOOR = 1e-12
