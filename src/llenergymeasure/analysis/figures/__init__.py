@@ -8,7 +8,7 @@ the tests check numerically, and a *renderer* ``plot_x(data, *, ax=None, ...) ->
 figure                    data step                   renderer
 ========================  ==========================  ===========================
 trace with stops          :func:`trace_stops_data`    :func:`plot_trace_stops`,
-                                                      :func:`plot_trace_grid`
+                                                      :func:`figure_trace_grid`
 cost vs error, Pareto     :func:`cost_error_data`     :func:`plot_cost_error`
 ECDF of WEE               :func:`wee_ecdf_data`       :func:`plot_wee_ecdf`
 sensitivity heatmap       :func:`sensitivity_data`    :func:`plot_sensitivity`
@@ -40,6 +40,7 @@ from llenergymeasure.analysis.figures._style import (
     ONE_COLUMN_IN,
     TWO_COLUMN_IN,
     FigureDataError,
+    cap_series,
     data_hash,
     empty_note,
     figure_size,
@@ -47,7 +48,10 @@ from llenergymeasure.analysis.figures._style import (
     save_figure,
     series_styles,
     setting_labels,
+    shorten,
+    signal_unit,
     style_path,
+    unit_axis,
 )
 from llenergymeasure.analysis.figures.agreement import agreement_matrix, plot_agreement
 from llenergymeasure.analysis.figures.cost_error import cost_error_data, plot_cost_error
@@ -60,6 +64,7 @@ from llenergymeasure.analysis.figures.sensitivity import (
 )
 from llenergymeasure.analysis.figures.trace_stops import (
     TraceStops,
+    figure_trace_grid,
     plot_trace_grid,
     plot_trace_stops,
     trace_stops_data,
@@ -79,12 +84,14 @@ __all__ = [
     "agreement_matrix",
     "best_settings",
     "bias_forest_data",
+    "cap_series",
     "cost_error_data",
     "figure_agreement",
     "figure_bias_forest",
     "figure_cost_error",
     "figure_sensitivity",
     "figure_size",
+    "figure_trace_grid",
     "figure_traces",
     "figure_wee_ecdf",
     "grid_parameters",
@@ -101,8 +108,11 @@ __all__ = [
     "sensitivity_data",
     "series_styles",
     "setting_labels",
+    "shorten",
+    "signal_unit",
     "style_path",
     "trace_stops_data",
+    "unit_axis",
     "wee_ecdf_data",
     "with_scores",
 ]
@@ -214,13 +224,15 @@ def figure_traces(
     traces: Any,
     *,
     max_runs: int = 6,
-    log: bool = True,
+    log: bool | str = "auto",
     runs: Sequence[tuple[str, str]] | None = None,
+    max_series: int | None = 8,
 ) -> Figure:
-    """Small multiples of up to ``max_runs`` runs with every setting's stop marked."""
+    """Small multiples of up to ``max_runs`` runs with the stops of up to ``max_series``
+    settings marked (one per criterion first; the legend counts the others)."""
     chosen = list(runs) if runs is not None else _pick_runs(results, max_runs)
     datas = [trace_stops_data(results, traces, t, r) for t, r in chosen]
-    return plot_trace_grid(datas, ncols=2 if len(datas) > 1 else 1, log=log)
+    return figure_trace_grid(datas, log=log, max_series=max_series)  # type: ignore[arg-type]
 
 
 def save_all_figures(

@@ -32,6 +32,7 @@ from llenergymeasure.analysis.figures._style import (
     new_axes,
     paper_style,
     require_columns,
+    shows_in_notebook,
 )
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ def _fmt(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+@shows_in_notebook
 def plot_sensitivity(
     data: pd.DataFrame,
     *,
