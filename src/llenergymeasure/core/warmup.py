@@ -193,7 +193,7 @@ class _Recorder:
             tags={str(k): str(v) for k, v in (tags or {}).items()},
             runs=[run],
         )
-        self.writer = TraceWriter(path, metadata)
+        self.writer = TraceWriter(path, metadata, format=self.trace_format)
 
     def record(
         self,

@@ -164,11 +164,11 @@ def best_settings(results: pd.DataFrame, *, max_settings: int = 10,
     return results[results["spec"].isin(set(keep))]
 
 
-def figure_wee_ecdf(results: pd.DataFrame) -> Figure:
+def figure_wee_ecdf(results: pd.DataFrame, *, tolerance_s: float = 5.0) -> Figure:
     """ECDF of the signed time waste per setting (each criterion's best setting when
-    there are more than 10), ±5 s band shaded."""
-    return _one(lambda ax: plot_wee_ecdf(wee_ecdf_data(best_settings(results)), ax=ax),
-                2, 0.5)
+    there are more than 10), ±``tolerance_s`` band shaded."""
+    return _one(lambda ax: plot_wee_ecdf(wee_ecdf_data(best_settings(results)), ax=ax,
+                                         tolerance_s=tolerance_s), 2, 0.5)
 
 
 def figure_sensitivity(results: pd.DataFrame) -> Figure:
@@ -242,6 +242,8 @@ def save_all_figures(
     formats: Sequence[str] = ("pdf", "png"),
     *,
     score: bool = True,
+    tolerance_s: float = 5.0,
+    show_progress: bool = False,
 ) -> list[Path]:
     """Draw and save every paper figure of a results frame.
 
@@ -259,6 +261,16 @@ def save_all_figures(
         Formats of each figure.
     score : bool, default True
         Score the frame against ``traces`` when it lacks the bias CI columns.
+    tolerance_s : float, default 5.0
+        Half-width of the "exact" time-waste band, seconds (scoring and the ECDF band).
+    show_progress : bool, default False
+        A progress bar over the figures (on a terminal).
+
+    Raises
+    ------
+    FigureDataError
+        When ``results_df`` is not a replay or scored frame (it lacks ``trace_id``,
+        ``run_id``, ``spec`` or ``stop_index``).
 
     Returns
     -------
@@ -266,20 +278,28 @@ def save_all_figures(
         Every file written, figure by figure in :data:`PAPER_FIGURES` order, then
         ``traces``.
     """
+    from llenergymeasure.analysis.figures._style import require_columns
+
+    require_columns(results_df, "trace_id", "run_id", "spec", "stop_index")
     out = Path(out_dir)
     frame = results_df
     if traces is not None and score and "bias_ci_low" not in frame.columns:
         from llenergymeasure.analysis.scoring import score as score_frame
 
-        frame = score_frame(frame, traces)
+        frame = score_frame(frame, traces, tolerance_s=tolerance_s)
     desc = f"data sha256:{data_hash(frame)}"
     written: list[Path] = []
     items: list[tuple[str, Callable[[], Figure]]] = [
         (name, (lambda f=func: f(frame))) for name, func in PAPER_FIGURES.items()
     ]
+    items = [(name, (lambda: figure_wee_ecdf(frame, tolerance_s=tolerance_s))
+              if name == "wee_ecdf" else make) for name, make in items]
     if traces is not None:
         items.append(("traces", lambda: figure_traces(frame, traces)))
-    for name, make in items:
+    from tqdm.auto import tqdm
+
+    for name, make in tqdm(items, desc="figures", unit="figure", leave=False,
+                           disable=None if show_progress else True):
         fig = make()
         written.extend(save_figure(fig, out / name, formats, description=desc))
         logger.info("figure %s -> %s", name, out)
