@@ -417,3 +417,17 @@ def test_unexpected_errors_are_one_line_and_exit_1(trace_dir, tmp_path, monkeypa
                  str(tmp_path / "r.parquet"), "-q"]) == 1
     line = _one_line_error(capsys)
     assert "RuntimeError" in line and "disk on fire" in line
+
+
+def test_compare_html_report_and_latex_choices(trace_dir, tmp_path):
+    res = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-c", "mser5", "-o", str(res),
+                 "-q"]) == 0
+    out = tmp_path / "rep"
+    assert main(["compare", str(res), "-o", str(out), "-q", "--html", str(out / "r.html"),
+                 "--columns", "spec=Rule,premature_rate", "--caption", "Two rules"]) == 0
+    html = (out / "r.html").read_text()
+    assert "Against a fixed count of the same cost" in html and "data:image/png;base64" in html
+    tex = (out / "summary.tex").read_text()
+    assert r"\caption{Two rules}" in tex and "Rule & Premature" in tex
+    assert main(["compare", str(res), "-o", str(tmp_path / "x"), "--columns", "nope"]) == 2

@@ -186,6 +186,19 @@ def _check_folder(path: str) -> Path:
 
 
 # -------------------------------------------------------------------- compare
+def _latex_columns(text: str) -> dict[str, str]:
+    """``"spec=Setting,premature_rate"`` -> ``{"spec": "Setting", "premature_rate":
+    "premature_rate"}`` (a column without ``=label`` keeps its name, or its usual label)."""
+    from llenergymeasure.analysis.tables import SUMMARY_LABELS
+
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        name, _, label = item.partition("=")
+        if name.strip():
+            out[name.strip()] = label.strip() or SUMMARY_LABELS.get(name.strip(), name.strip())
+    return out
+
+
 def _score_rows(results: pd.DataFrame, traces: list[Any] | None, args: argparse.Namespace
                 ) -> pd.DataFrame:
     """Score the rows, with bootstrap CIs of the bias when the traces are given."""
@@ -269,8 +282,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     summary = scoring.summarize(scored, n_resamples=max(args.n_resamples, 1))
     out.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(out / "scored.parquet")
-    tables.export_table(summary, out / "summary", caption="Warmup criteria compared",
-                        label="tab:criteria")
+    columns = (_latex_columns(args.columns) if args.columns
+               else tables.select_columns(summary, tables.SUMMARY_LABELS, missing_ok=True)
+               .columns.map({v: k for k, v in tables.SUMMARY_LABELS.items()}).tolist())
+    labels = {c: tables.SUMMARY_LABELS.get(c, c) for c in columns}
+    labels.update(_latex_columns(args.columns) if args.columns else {})
+    tables.export_table(summary, out / "summary", caption=args.caption,
+                        label="tab:criteria", columns=columns, labels=labels)
     text = "# Comparison of warmup criteria\n\n"
     text += f"Source: `{args.results}`, tolerance ±{args.tolerance:g} s.\n\n"
     text += _baseline_note(summary)
@@ -419,6 +437,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Bootstrap resamples of the CIs (1000; 0: no bias CIs).")
     p.add_argument("--html", metavar="FILE",
                    help="Also write a self-contained HTML report (figures and sortable tables).")
+    p.add_argument("--columns", metavar="COL[=LABEL],...",
+                   help="Columns (and headers) of summary.md and summary.tex (default: a "
+                        "compact set with readable headers; summary.csv keeps every column).")
+    p.add_argument("--caption", default="Warmup criteria compared",
+                   help="Caption of the LaTeX table.")
     p.add_argument("--keep-going", **keep)
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bars.")
     p.set_defaults(func=_cmd_compare)
