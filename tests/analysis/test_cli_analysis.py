@@ -280,7 +280,7 @@ def test_figures_formats_and_tolerance(trace_dir, tmp_path):
     assert "wee_ecdf.pdf" in names and "wee_ecdf.svg" in names
     assert not any(n.endswith(".png") for n in names)
     svg = (out / "wee_ecdf.svg").read_text()
-    assert "±0.5 band" in svg
+    assert "±0.5 s band" in svg
 
 
 def test_compare_runs_without_traces_when_the_results_carry_the_scores(trace_dir, tmp_path):

@@ -114,7 +114,7 @@ def _symlog_ticks(ax: Axes, lin: float, top: float, *, seconds: bool) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     ticks = [0.0, lin, -lin]
-    k = int(np.ceil(np.log10(2 * lin))) if lin > 0 else 0
+    k = int(np.ceil(np.log10(3 * lin))) if lin > 0 else 0  # no label crowding ±lin
     while 10.0**k <= top * 1.0001:
         ticks += [10.0**k, -(10.0**k)]
         k += 1
@@ -176,9 +176,10 @@ def plot_wee_ecdf(
             ys = np.concatenate(([0.0], g["ecdf"].to_numpy()))
             ax.step(xs, ys, where="post", color=st["color"], ls=st["linestyle"], lw=0.9,
                     label=str(lab))
+        unit = " s" if str(data.attrs.get("value", "wee_s")).endswith("_s") else ""
         if tolerance is not None:
             ax.axvspan(-tolerance, tolerance, color="0.9", lw=0, zorder=0,
-                       label=f"±{tolerance:g} band")
+                       label=f"±{tolerance:g}{unit} band")
         ax.axvline(0.0, color="k", lw=0.5)
         if symlog:
             v = finite(data["value"])
