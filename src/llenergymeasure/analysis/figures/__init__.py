@@ -2,7 +2,8 @@
 
 Each figure has a pure *data step* returning a DataFrame (or a small dataclass) that
 the tests check numerically, and a *renderer* ``plot_x(data, *, ax=None, ...) -> Axes``
-(multi-panel figures return a ``Figure``):
+that draws on ``ax`` or on a new figure it shows at once in a Jupyter notebook. Functions
+named ``figure_*`` (small multiples, whole paper figures) return a ``Figure``:
 
 ========================  ==========================  ===========================
 figure                    data step                   renderer
