@@ -44,7 +44,7 @@ def main() -> int:
                     & (scored["spec"] != "rolling_cv:window=10,threshold=0.05,ddof=1"))]
     drawn["traces"] = figures.figure_traces(base, corpus, runs=picks, log=True)
     # These traces are short (about 16 s), so a 0.5 s band replaces Traini et al.'s 5 s.
-    drawn["wee_ecdf"] = figures.plot_wee_ecdf(figures.wee_ecdf_data(base), tolerance=0.5,
+    drawn["wee_ecdf"] = figures.plot_wee_ecdf(figures.wee_ecdf_data(base), tolerance_s=0.5,
                                               columns=2).figure
     drawn["agreement"] = figures.plot_agreement(figures.agreement_matrix(base)).figure
     drawn["bias_forest"] = figures.plot_forest(figures.bias_forest_data(scored)).figure

@@ -202,3 +202,236 @@ def _grid_file(tmp_path):
     path = tmp_path / "grid.json"
     path.write_text(json.dumps({"rolling_cv": {"threshold": [0.01, 0.03], "window": [5, 10]}}))
     return path
+
+
+# ------------------------------------------------- issue 12: no traceback, one convention
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_malformed_yaml_grid_is_a_usage_error_naming_the_line(trace_dir, tmp_path, capsys):
+    bad = tmp_path / "grid.yaml"
+    bad.write_text("rolling_cv:\n  threshold: [0.01, 0.02\n")
+    assert main(["replay", str(trace_dir), "--grid", str(bad), "-o",
+                 str(tmp_path / "r.parquet")]) == 2
+    line = _one_line_error(capsys)
+    assert "grid.yaml" in line and "line" in line and "invalid YAML" in line
+
+
+def test_pyyaml_is_a_declared_dependency():
+    from pathlib import Path
+
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+                            .read_text())["project"]
+    assert any(d.lower().startswith("pyyaml") for d in project["dependencies"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--traces", "0", "-o", "x"],
+    ["simulate", "--n", "-3", "-o", "x"],
+    ["replay", "t", "--jobs", "0", "-o", "r.parquet"],
+    ["compare", "r.parquet", "-o", "x", "--n-resamples", "-1"],
+    ["figures", "r.parquet", "-o", "x", "--format", "jpg"],
+])
+def test_bad_numbers_and_choices_are_usage_errors(argv, capsys):
+    assert main(argv) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_replay_output_suffix_decides_the_format_or_fails(trace_dir, tmp_path, capsys):
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o",
+                 str(tmp_path / "r.xlsx")]) == 2
+    assert "'.xlsx'" in _one_line_error(capsys)
+    assert not (tmp_path / "r.xlsx").exists()
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o", str(tmp_path / "r.csv"),
+                 "-q"]) == 0
+    assert pd.read_csv(tmp_path / "r.csv")["spec"].nunique() == 1
+
+
+def test_figures_out_on_an_existing_file_is_a_usage_error(trace_dir, tmp_path, capsys):
+    res = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o", str(res), "-q"]) == 0
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    assert main(["figures", str(res), "-o", str(target)]) == 2
+    assert "is a file" in _one_line_error(capsys)
+    assert target.read_text() == "keep me"
+
+
+def test_figures_on_a_file_that_is_not_a_results_table_fails(trace_dir, tmp_path, capsys):
+    out = tmp_path / "figs"
+    assert main(["figures", str(trace_dir / "t0.parquet"), "-o", str(out)]) == 2
+    assert "not a results table" in _one_line_error(capsys)
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    assert main(["figures", str(tmp_path / "x.csv"), "-o", str(out)]) == 2
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
+    assert main(["figures", str(tmp_path / "junk.parquet"), "-o", str(out)]) == 2
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_figures_formats_and_tolerance(trace_dir, tmp_path):
+    res = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-c", "mser5", "-o", str(res),
+                 "-q"]) == 0
+    out = tmp_path / "figs"
+    assert main(["figures", str(res), "-o", str(out), "--format", "pdf,svg",
+                 "--tolerance", "0.5", "-q"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "wee_ecdf.pdf" in names and "wee_ecdf.svg" in names
+    assert not any(n.endswith(".png") for n in names)
+    svg = (out / "wee_ecdf.svg").read_text()
+    assert "±0.5 s band" in svg
+
+
+def test_compare_runs_without_traces_when_the_results_carry_the_scores(trace_dir, tmp_path):
+    res = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-c", "fixed_count:n=50",
+                 "-o", str(res), "-q"]) == 0
+    assert main(["compare", str(res), "-o", str(tmp_path / "a"), "-q"]) == 0
+    assert main(["compare", str(res), "--traces", str(trace_dir), "-o", str(tmp_path / "b"),
+                 "--n-resamples", "50", "-q"]) == 0
+    a = pd.read_parquet(tmp_path / "a" / "scored.parquet")
+    b = pd.read_parquet(tmp_path / "b" / "scored.parquet")
+    # the scores a results table carries agree with the scores computed from the traces
+    for col in ("wee", "premature", "waste_band", "outcome", "has_reference"):
+        assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), col
+    np.testing.assert_allclose(a["wee_s"].astype(float), b["wee_s"].astype(float))
+    np.testing.assert_allclose(a["relative_bias"].astype(float),
+                               b["relative_bias"].astype(float), rtol=1e-9)
+    assert a["bias_ci_low"].isna().all() and b["bias_ci_low"].notna().any()
+
+
+def test_compare_chunked_scoring_equals_one_call(trace_dir, tmp_path):
+    from llenergymeasure.analysis import scoring
+    from llenergymeasure.traces import load_traces
+
+    res = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-c", "mser5", "-o", str(res),
+                 "-q"]) == 0
+    assert main(["compare", str(res), "--traces", str(trace_dir), "-o", str(tmp_path / "c"),
+                 "--n-resamples", "40", "-q"]) == 0
+    got = pd.read_parquet(tmp_path / "c" / "scored.parquet")
+    want = scoring.score(pd.read_parquet(res), load_traces(trace_dir), n_resamples=40)
+    np.testing.assert_allclose(got["bias_ci_low"].astype(float),
+                               want["bias_ci_low"].astype(float), equal_nan=True)
+
+
+def test_ctrl_c_in_replay_keeps_the_finished_runs(trace_dir, tmp_path, monkeypatch, capsys):
+    import llenergymeasure.analysis.replay as replay_mod
+
+    real = replay_mod.replay
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(replay_mod, "replay", interrupted)
+    for s in range(3, 12):
+        save_trace(_trace(s), trace_dir / f"t{s}.parquet")
+    out = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o", str(out), "-q"]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not out.exists()
+    partial = pd.read_parquet(tmp_path / "r.partial.parquet")
+    assert len(partial) > 0 and partial["trace_id"].nunique() == len(partial)
+    # the rows kept are those of an uninterrupted replay
+    monkeypatch.setattr(replay_mod, "replay", real)
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o", str(out), "-q"]) == 0
+    full = pd.read_parquet(out).set_index(["trace_id", "run_id"])
+    kept = partial.set_index(["trace_id", "run_id"])
+    pd.testing.assert_series_equal(full.loc[kept.index, "stop_index"], kept["stop_index"])
+
+
+def test_ctrl_c_with_jobs_exits_130(trace_dir, tmp_path, monkeypatch, capsys):
+    import llenergymeasure.analysis.replay as replay_mod
+
+    real = replay_mod.replay
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(replay_mod, "replay", interrupted)
+    out = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o", str(out), "-q",
+                 "--jobs", "2"]) == 130
+    assert "Traceback" not in capsys.readouterr().err
+    assert (tmp_path / "r.partial.parquet").exists()
+
+
+def test_ctrl_c_in_compare_exits_130(trace_dir, tmp_path, monkeypatch, capsys):
+    from llenergymeasure.analysis import scoring
+
+    res = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o", str(res), "-q"]) == 0
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scoring, "score", boom)
+    assert main(["compare", str(res), "--traces", str(trace_dir), "-o",
+                 str(tmp_path / "c")]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_a_bad_file_in_a_folder_stops_unless_keep_going(trace_dir, tmp_path, capsys):
+    (trace_dir / "broken.jsonl").write_text("not a trace\n")
+    out = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o", str(out), "-q"]) == 2
+    assert "broken.jsonl" in _one_line_error(capsys)
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o", str(out), "-q",
+                 "--keep-going"]) == 0
+    assert "broken.jsonl" in capsys.readouterr().out
+    assert pd.read_parquet(out)["trace_id"].nunique() == 3
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_anywhere(trace_dir, tmp_path, where):
+    import logging
+
+    argv = ["criteria", "rolling_cv"]
+    argv = ["-v", *argv] if where == "before" else [*argv, "-v"]
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    assert main(argv) == 0
+    assert root.level == logging.INFO
+
+
+def test_unexpected_errors_are_one_line_and_exit_1(trace_dir, tmp_path, monkeypatch, capsys):
+    import llenergymeasure.analysis.replay as replay_mod
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(replay_mod, "replay", broken)
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-o",
+                 str(tmp_path / "r.parquet"), "-q"]) == 1
+    line = _one_line_error(capsys)
+    assert "RuntimeError" in line and "disk on fire" in line
+
+
+def test_compare_html_report_and_latex_choices(trace_dir, tmp_path):
+    res = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "rolling_cv", "-c", "mser5", "-o", str(res),
+                 "-q"]) == 0
+    out = tmp_path / "rep"
+    assert main(["compare", str(res), "-o", str(out), "-q", "--html", str(out / "r.html"),
+                 "--columns", "spec=Rule,premature_rate", "--caption", "Two rules"]) == 0
+    html = (out / "r.html").read_text()
+    assert "Against a fixed count of the same cost" in html and "data:image/png;base64" in html
+    tex = (out / "summary.tex").read_text()
+    assert r"\caption{Two rules}" in tex and "Rule & Premature" in tex
+    assert main(["compare", str(res), "-o", str(tmp_path / "x"), "--columns", "nope"]) == 2

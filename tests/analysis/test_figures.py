@@ -379,8 +379,8 @@ def test_renderers_write_loadable_files(tmp_path: Path, corpus: list, scored: pd
     for name, ax in drawn.items():
         assert ax.has_data() or ax.images, name
         _check_files(F.save_figure(ax.figure, tmp_path / name, ("png", "pdf", "svg")))
-    grid = F.plot_trace_grid([F.trace_stops_data(scored, corpus, replay.trace_id_of(t),
-                                                 t.run_ids[0]) for t in corpus[:3]])
+    grid = F.figure_trace_grid([F.trace_stops_data(scored, corpus, replay.trace_id_of(t),
+                                                   t.run_ids[0]) for t in corpus[:3]])
     assert isinstance(grid, Figure) and sum(a.get_visible() for a in grid.axes) == 3
     _check_files(F.save_figure(grid, tmp_path / "grid.png"))
     assert dict(matplotlib.rcParams) == before
@@ -432,3 +432,156 @@ def test_best_settings_keeps_one_per_criterion_when_many() -> None:
     kept = F.best_settings(df)
     assert sorted(kept["spec"]) == ["cv:w=2", "mser5"]
     assert F.best_settings(df, max_settings=20) is df
+
+
+# ------------------------------------------------------------- layout, units, notebooks
+from llenergymeasure.analysis.figures import _style  # noqa: E402
+
+
+def _ticks(ax, which: str = "y") -> list[str]:
+    ax.figure.draw_without_rendering()
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    return [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+
+
+def test_signal_unit_known_answers() -> None:
+    assert F.signal_unit("latency_ms") == ("latency", "s", 1e-3)
+    assert F.signal_unit("power_w") == ("power", "W", 1.0)
+    assert F.signal_unit("energy_mj") == ("energy", "J", 1e-3)
+    assert F.signal_unit("stop_time_s") == ("stop time", "s", 1.0)
+    assert F.signal_unit("tokens") == ("tokens", "", 1.0)
+
+
+def test_si_ticks_on_microsecond_latencies() -> None:
+    """pyperf-like values of about 2e-3 ms: ticks in µs, distinct, label with the unit."""
+    fig = Figure()
+    ax = fig.add_subplot()
+    x = 0.00200 + 0.00018 * np.sin(np.arange(10))
+    ax.plot(x)
+    assert F.unit_axis(ax, "y", "latency_ms", x) is False
+    labels = _ticks(ax)
+    assert len(set(labels)) == len(labels) >= 3
+    assert all("e-" not in lab for lab in labels)
+    assert ax.get_ylabel() == "latency (µs)"
+    values = [float(lab) for lab in labels]
+    assert 1.7 <= min(values) and max(values) <= 2.3
+
+
+def test_si_ticks_are_exact_round_numbers() -> None:
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.plot([2.10, 2.20])
+    F.unit_axis(ax, "y", "latency_us", [2.10, 2.20])
+    for lab, tick in zip(_ticks(ax), ax.get_yticks(), strict=False):
+        assert math.isclose(float(lab), tick * 1e3, rel_tol=1e-9) or math.isclose(
+            float(lab), tick, rel_tol=1e-9)
+
+
+def test_log_axis_when_the_range_needs_it() -> None:
+    fig = Figure()
+    ax = fig.add_subplot()
+    wide = np.array([1000.0, 50.0, 1.0, 1.1, 0.05])
+    ax.plot(wide)
+    assert F.unit_axis(ax, "y", "latency_ms", wide) is True
+    assert ax.get_yscale() == "log"
+    labels = _ticks(ax)
+    assert "1 s" in labels and any(lab.endswith(" ms") for lab in labels)
+    ax2 = Figure().add_subplot()
+    assert F.unit_axis(ax2, "y", "latency_ms", [10.0, 12.0, 11.0]) is False
+    assert ax2.get_yscale() == "linear"
+
+
+def test_shorten_and_cap_series() -> None:
+    assert F.shorten("abcdefghij", 7) == "abc…hij"
+    assert F.shorten("short", 10) == "short"
+    kept, dropped = F.cap_series(["a", "b", "a", "c", "d"], 2)
+    assert kept == ["a", "b"] and dropped == ["c", "d"]
+    with pytest.raises(ValueError, match="max_series"):
+        F.cap_series(["a", "b"], 0)
+
+
+def _long_name_stops(n_runs: int, n_settings: int) -> list:
+    rng = np.random.default_rng(0)
+    datas = []
+    for r in range(n_runs):
+        x = 10 + rng.random(3000)
+        x[:50] += 100
+        stops = pd.DataFrame({
+            "label": [f"rolling_cv(threshold=0.0{s}, window={10 * s})" for s in
+                      range(n_settings)],
+            "stop_index": np.arange(n_settings) * 3 + 5,
+        })
+        stops["stop_time_s"] = stops["stop_index"] * 0.1
+        stops["value"] = x[stops["stop_index"]]
+        tid = "JCTools__JCTools#org.jctools.jmh.throughput.QueueThroughputBackoffNone" * 2
+        datas.append(F.TraceStops(f"{tid}{r}", f"{tid}{r}#fork{r}", x,
+                                  np.arange(1, 3001) * 0.1, 60, stops))
+    return datas
+
+
+def test_trace_grid_width_does_not_grow_with_names_runs_or_settings(tmp_path: Path) -> None:
+    for n_runs, n_settings in ((1, 1), (6, 20)):
+        fig = F.figure_trace_grid(_long_name_stops(n_runs, n_settings))
+        (png,) = F.save_figure(fig, tmp_path / f"g{n_runs}", ("png",), dpi=100)
+        width_px = mpimg.imread(png).shape[1]
+        assert width_px <= F.TWO_COLUMN_IN * 100 * 1.03, (n_runs, width_px)
+    legend = fig.legends[0]
+    drawn = [t.get_text() for t in legend.get_texts()]
+    assert sum(t.startswith("rolling_cv") for t in drawn) == 8
+    assert "+12 more settings" in legend.get_title().get_text()
+
+
+def test_single_run_legend_sits_outside_the_data() -> None:
+    ax = F.plot_trace_stops(_long_name_stops(1, 3)[0])
+    fig = ax.figure
+    fig.draw_without_rendering()
+    renderer = fig._get_renderer()
+    legend_box = ax.get_legend().get_window_extent(renderer)
+    assert legend_box.x0 >= ax.get_window_extent(renderer).x1
+
+
+def test_plot_trace_grid_is_a_deprecated_alias() -> None:
+    datas = _long_name_stops(2, 2)
+    with pytest.warns(DeprecationWarning, match="figure_trace_grid"):
+        fig = F.plot_trace_grid(datas)
+    assert isinstance(fig, Figure) and len([a for a in fig.axes if a.get_visible()]) == 2
+
+
+def test_wee_ecdf_tolerance_alias() -> None:
+    data = F.wee_ecdf_data(_frame([_row("t", "0", "A", 9), _row("t", "1", "A", 2)]))
+    ax = F.plot_wee_ecdf(data, tolerance_s=1.0)
+    with pytest.warns(DeprecationWarning, match="tolerance_s"):
+        ax2 = F.plot_wee_ecdf(data, tolerance=1.0)
+    assert len(ax.patches) == len(ax2.patches) >= 1
+
+
+class _FakeShell:
+    kernel = object()
+
+
+def test_renderers_display_in_a_notebook_only_when_they_make_the_figure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    shown: list = []
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: _FakeShell()  # type: ignore[attr-defined]
+    display_mod = types.ModuleType("IPython.display")
+    display_mod.display = shown.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_mod)
+    data = F.wee_ecdf_data(_frame([_row("t", "0", "A", 9)]))
+    ax = F.plot_wee_ecdf(data)
+    assert shown == [ax.figure]
+    fig = Figure()
+    F.plot_wee_ecdf(data, ax=fig.add_subplot())
+    F.plot_cost_error(F.cost_error_data(_frame([_row("t", "0", "A", 9)])), ax=fig.axes[0])
+    assert len(shown) == 1
+    F.plot_trace_stops(_long_name_stops(1, 1)[0])
+    assert len(shown) == 2
+    ipython.get_ipython = lambda: None  # type: ignore[attr-defined]  # plain python
+    F.plot_wee_ecdf(data)
+    assert len(shown) == 2
+    assert _style.show_in_notebook(Figure()) is False

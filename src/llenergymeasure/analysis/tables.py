@@ -8,14 +8,41 @@ values as an en dash. LaTeX output escapes the special characters of cell text.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["export_table", "format_value", "to_csv", "to_latex", "to_markdown"]
+__all__ = [
+    "SUMMARY_LABELS",
+    "export_table",
+    "format_value",
+    "select_columns",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+]
+
+#: Readable labels of the summary columns (`scoring.summarize`), in the order a compact
+#: table shows them; `select_columns(df, SUMMARY_LABELS)` keeps those present.
+SUMMARY_LABELS: dict[str, str] = {
+    "spec": "Setting",
+    "n_runs": "Runs",
+    "median_seconds_used": "Median warmup (s)",
+    "median_samples_used": "Median samples",
+    "premature_rate": "Premature",
+    "exact_rate": "Exact",
+    "never_stopped_rate": "Never stopped",
+    "median_abs_wee_s": "Median |waste| (s)",
+    "median_abs_relative_bias": "Median |bias|",
+    "fixed_n_same_cost": "Fixed n, same cost",
+    "premature_rate_fixed": "Premature (fixed n)",
+    "premature_lift": "Premature lift",
+    "premature_lift_ci_low": "Lift CI low",
+    "premature_lift_ci_high": "Lift CI high",
+}
 
 MISSING = "–"
 _LATEX_SPECIAL = {
@@ -46,6 +73,41 @@ def format_value(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def select_columns(
+    df: pd.DataFrame,
+    columns: Sequence[str] | Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    *,
+    missing_ok: bool = False,
+) -> pd.DataFrame:
+    """The columns asked for, in that order, renamed to their labels.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table.
+    columns : sequence of str or mapping column -> label, optional
+        Columns to keep (all when None); a mapping also gives their labels.
+    labels : mapping column -> label, optional
+        Labels (headers) for columns; columns without one keep their name.
+    missing_ok : bool, default False
+        Skip asked-for columns the table lacks (for default selections) instead of raising.
+
+    Raises
+    ------
+    ValueError
+        When a column asked for is not in the table (naming it and those available).
+    """
+    names = list(df.columns) if columns is None else list(columns)
+    lab = {**(dict(columns) if isinstance(columns, Mapping) else {}), **(labels or {})}
+    absent = [c for c in names if c not in df.columns]
+    if absent and not missing_ok:
+        raise ValueError(f"no column {', '.join(map(repr, absent))} in the table; it has "
+                         f"{', '.join(map(str, df.columns))}")
+    names = [c for c in names if c in df.columns]
+    return df[names].rename(columns={c: lab[c] for c in names if c in lab})
+
+
 def _cells(df: pd.DataFrame, digits: int) -> list[list[str]]:
     return [[format_value(v, digits) for v in row] for row in df.itertuples(index=False)]
 
@@ -57,8 +119,14 @@ def to_csv(df: pd.DataFrame, path: str | Path) -> Path:
     return p
 
 
-def to_markdown(df: pd.DataFrame, *, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table; numeric columns right-aligned."""
+def to_markdown(df: pd.DataFrame, *, digits: int = 3,
+                columns: Sequence[str] | Mapping[str, str] | None = None,
+                labels: Mapping[str, str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table; numeric columns right-aligned.
+
+    ``columns`` and ``labels`` choose, order and name the columns (see `select_columns`).
+    """
+    df = select_columns(df, columns, labels)
     header = [str(c) for c in df.columns]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                for c in df.columns]
@@ -80,8 +148,25 @@ def to_latex(
     digits: int = 3,
     caption: str | None = None,
     label: str | None = None,
+    columns: Sequence[str] | Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
-    r"""A booktabs ``tabular`` (in a ``table`` float when a caption or label is given)."""
+    r"""A booktabs ``tabular`` (in a ``table`` float when a caption or label is given).
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table.
+    digits : int, default 3
+        Significant digits of floats.
+    caption, label : str, optional
+        ``\caption`` and ``\label`` of the float.
+    columns : sequence of str or mapping column -> label, optional
+        Columns to show, in order (all when None); a mapping also gives their headers.
+    labels : mapping column -> label, optional
+        Headers for columns (LaTeX special characters are escaped).
+    """
+    df = select_columns(df, columns, labels)
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                for c in df.columns]
     spec = "".join("r" if num else "l" for num in numeric)
@@ -107,8 +192,14 @@ def export_table(
     digits: int = 3,
     caption: str | None = None,
     label: str | None = None,
+    columns: Sequence[str] | Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write ``stem.csv`` / ``stem.md`` / ``stem.tex``; returns the paths written."""
+    """Write ``stem.csv`` / ``stem.md`` / ``stem.tex``; returns the paths written.
+
+    The CSV keeps every column at full precision; ``columns`` / ``labels`` choose and
+    name the columns of the Markdown and LaTeX tables (see `select_columns`).
+    """
     stem = Path(stem)
     written = []
     for fmt in formats:
@@ -116,9 +207,10 @@ def export_table(
         if fmt == "csv":
             to_csv(df, p)
         elif fmt == "md":
-            p.write_text(to_markdown(df, digits=digits))
+            p.write_text(to_markdown(df, digits=digits, columns=columns, labels=labels))
         elif fmt == "tex":
-            p.write_text(to_latex(df, digits=digits, caption=caption, label=label))
+            p.write_text(to_latex(df, digits=digits, caption=caption, label=label,
+                                  columns=columns, labels=labels))
         else:
             raise ValueError(f"unknown table format {fmt!r} (use csv, md or tex)")
         written.append(p)

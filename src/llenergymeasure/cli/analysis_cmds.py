@@ -3,8 +3,8 @@
 Each is a thin layer over a library function
 (:func:`~llenergymeasure.analysis.replay.replay`,
 :func:`~llenergymeasure.analysis.demo.run_demo`, the scoring and synthetic
-modules); errors in the input come back as exit code 2 with a one-line
-message, never a traceback.
+modules). Errors reach `llenergymeasure.cli.main`, which turns them into one line and
+the exit code of the convention (2 bad input, 1 failure, 130 Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,36 +13,29 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from llenergymeasure.cli._common import (
+    CliInputError,
+    load_grid,
+    load_inputs,
+    nonnegative_int,
+    positive_int,
+    progress,
+)
 
 __all__ = ["register"]
 
 logger = logging.getLogger(__name__)
 
-#: Exit code for bad input (unknown criterion, unreadable file, ...).
-EXIT_USAGE = 2
-
-
-def _fail(message: str) -> int:
-    print(f"llem-warmup: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn expected input errors into an exit code and a one-line message."""
-
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (ValueError, KeyError, FileNotFoundError, ImportError) as exc:
-            return _fail(str(exc))
-
-    wrapped.__doc__ = func.__doc__
-    return wrapped
+#: Suffixes of the results tables `replay` writes and the other subcommands read.
+RESULT_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+#: Columns without which a file is not a results table.
+RESULT_COLUMNS = ("trace_id", "run_id", "spec", "stop_index")
 
 
 # ------------------------------------------------------------------- criteria
@@ -62,30 +55,28 @@ def _cmd_criteria(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------- replay
-def _load_grid(path: str | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    p = Path(path)
-    text = p.read_text(encoding="utf-8")
-    if p.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+def _results_format(path: Path) -> str:
+    fmt = RESULT_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise CliInputError(
+            f"{path}: cannot write a results table with suffix {path.suffix!r}; use "
+            f"{', '.join(RESULT_SUFFIXES)}"
+        )
+    return fmt
 
-        grid = yaml.safe_load(text)
+
+def _write_results(df: pd.DataFrame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if _results_format(out) == "csv":
+        df.to_csv(out, index=False)
     else:
-        grid = json.loads(text)
-    if not isinstance(grid, dict):
-        raise ValueError(f"{path}: a grid is a mapping {{criterion: {{parameter: [values]}}}}")
-    return grid
+        df.to_parquet(out)
 
 
-def _load_all(paths: list[str], fmt: str | None) -> Any:
-    """The runs of trace files and folders, ids unique whatever the order (a Corpus)."""
-    from llenergymeasure.analysis.corpus import Corpus
+def _ignore_sigint() -> None:  # pragma: no cover - runs in worker processes
+    import signal
 
-    corpus = Corpus.build(list(paths), format=fmt)
-    if not len(corpus):
-        raise ValueError(f"no trace found in {', '.join(paths)}")
-    return corpus
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _executor(jobs: int) -> Any:
@@ -93,35 +84,71 @@ def _executor(jobs: int) -> Any:
         return None
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=jobs)
+    # Workers ignore Ctrl-C: the main process handles it (no traceback per worker).
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
+
+
+def _chunks(traces: list[Any], runs_per_chunk: int) -> list[tuple[Any, int]]:
+    """(trace restricted to a few runs, number of runs), trace ids fixed from the whole
+    list so that every chunk names its rows as one replay of everything would."""
+    from llenergymeasure.analysis.replay import trace_id_of
+    from llenergymeasure.traces import Trace
+
+    out: list[tuple[Any, int]] = []
+    for pos, trace in enumerate(traces):
+        tid = trace_id_of(trace, pos)
+        run_ids = [str(r) for r in trace.run_ids]
+        tags = {**trace.metadata.tags, "trace_id": tid}
+        for i in range(0, len(run_ids), runs_per_chunk):
+            part = set(run_ids[i:i + runs_per_chunk])
+            data = trace.data if len(part) == len(run_ids) else (
+                trace.data[trace.data["run_id"].astype(str).isin(part)])
+            runs = [r for r in trace.metadata.runs if str(r.run_id) in part]
+            meta = trace.metadata.model_copy(update={"runs": runs, "tags": tags})
+            out.append((Trace(data, meta), len(part)))
+    return out
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from llenergymeasure.analysis.demo import default_criteria
-    from llenergymeasure.analysis.replay import replay
+    from llenergymeasure.analysis.replay import expand_grid, replay
     from llenergymeasure.criteria.stopping import StopRule
 
-    grid = _load_grid(args.grid)
+    out = Path(args.out)
+    _results_format(out)  # a wrong suffix fails before any work
+    if out.is_dir():
+        raise CliInputError(f"{out} is a folder; --out names the results file")
+    grid = load_grid(args.grid)
     specs = args.criterion or ([] if grid else default_criteria())
     rule = StopRule(min_samples=args.min_samples, check_every=args.check_every,
                     patience=args.patience, max_samples=args.max_samples)
-    from llenergymeasure.analysis.replay import expand_grid
-
     expand_grid(specs, grid)  # unknown criteria fail before the traces are read
-    traces = _load_all(args.traces, args.format)
+    traces = load_inputs(args.traces, args.format, keep_going=args.keep_going,
+                         quiet=args.quiet)
+    chunks = _chunks(traces, max(8, 4 * args.jobs))
+    total = sum(n for _, n in chunks)
     pool = _executor(args.jobs)
+    frames: list[pd.DataFrame] = []
+    done = 0
     try:
-        df = replay(traces, specs, grid=grid, stop_rule=rule, executor=pool,
-                    show_progress=not args.quiet)
+        with progress(total=total, desc="replay", unit="run", quiet=args.quiet) as bar:
+            for chunk, n in chunks:
+                frames.append(replay([chunk], specs, grid=grid, stop_rule=rule,
+                                     executor=pool, show_progress=False))
+                done += n
+                bar.update(n)
+    except KeyboardInterrupt:
+        if frames:
+            partial = out.with_name(f"{out.stem}.partial{out.suffix}")
+            _write_results(pd.concat(frames, ignore_index=True), partial)
+            print(f"interrupted: {done} of {total} runs replayed -> {partial} (partial)",
+                  file=sys.stderr)
+        raise
     finally:
         if pool is not None:
-            pool.shutdown()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        df.to_csv(out, index=False)
-    else:
-        df.to_parquet(out)
+            pool.shutdown(wait=False, cancel_futures=True)
+    df = pd.concat(frames, ignore_index=True)
+    _write_results(df, out)
     n_stop = int(df["stopped"].sum())
     print(f"replayed {df[['trace_id', 'run_id']].drop_duplicates().shape[0]} runs x "
           f"{df['spec'].nunique()} criterion settings = {len(df)} rows "
@@ -130,30 +157,133 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _read_results(path: str) -> pd.DataFrame:
+    """A results table written by `replay` (or `compare`'s scored table); a clear error on
+    any other file."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no results file {p}")
-    return pd.read_csv(p) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+        raise CliInputError(f"no results file {p}")
+    fmt = RESULT_SUFFIXES.get(p.suffix.lower())
+    if fmt is None:
+        raise CliInputError(f"{p}: not a results table (expected {', '.join(RESULT_SUFFIXES)})")
+    try:
+        frame = pd.read_csv(p) if fmt == "csv" else pd.read_parquet(p)
+    except Exception as exc:  # pyarrow and the csv parser raise many types
+        raise CliInputError(f"{p}: not a readable results table ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CliInputError(
+            f"{p}: not a results table of 'llem-warmup replay' (no column "
+            f"{', '.join(repr(c) for c in missing)})"
+        )
+    return frame
+
+
+def _check_folder(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CliInputError(f"{out} exists and is a file; --out names a folder")
+    return out
 
 
 # -------------------------------------------------------------------- compare
+def _latex_columns(text: str) -> dict[str, str]:
+    """``"spec=Setting,premature_rate"`` -> ``{"spec": "Setting", "premature_rate":
+    "premature_rate"}`` (a column without ``=label`` keeps its name, or its usual label)."""
+    from llenergymeasure.analysis.tables import SUMMARY_LABELS
+
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        name, _, label = item.partition("=")
+        if name.strip():
+            out[name.strip()] = label.strip() or SUMMARY_LABELS.get(name.strip(), name.strip())
+    return out
+
+
+def _score_rows(results: pd.DataFrame, traces: list[Any] | None, args: argparse.Namespace
+                ) -> pd.DataFrame:
+    """Score the rows, with bootstrap CIs of the bias when the traces are given."""
+    from llenergymeasure.analysis import scoring
+
+    if traces is None or args.n_resamples == 0:
+        return _score_from_results(results, args.band)
+    keys = results["trace_id"].astype(str)
+    parts: list[pd.DataFrame] = []
+    offset = 0
+    with progress(total=len(results), desc="scoring", unit="row", quiet=args.quiet) as bar:
+        for _, part in results.groupby(keys, sort=False):
+            part = part.sort_index()
+            # score() seeds row i with seed + i: offsetting the seed gives every row the
+            # seed it gets in one call over the whole table.
+            parts.append(scoring.score(part, traces, band=args.band,
+                                       n_resamples=args.n_resamples, seed=offset))
+            offset += len(part)
+            bar.update(len(part))
+    return pd.concat(parts).loc[results.index]
+
+
+def _score_from_results(results: pd.DataFrame, band: str) -> pd.DataFrame:
+    """The scores a results table carries by itself (time waste, bias of the post-stop
+    mean); the bias CIs, which need the samples, are left empty."""
+    from llenergymeasure.analysis.figures import with_scores
+    from llenergymeasure.analysis.scoring import Band
+
+    needed = ("stop_time_s", "reference_start", "reference_start_s", "post_stop_mean",
+              "reference_mean")
+    missing = [c for c in needed if c not in results.columns]
+    if missing:
+        raise CliInputError(
+            f"the results lack {', '.join(missing)}: pass the replayed traces with --traces"
+        )
+    out = with_scores(results)
+    ref = pd.to_numeric(out["reference_start"], errors="coerce")
+    out["has_reference"] = (ref >= 0).fillna(False).astype(bool)
+    out["never_stopped"] = out["stop_index"].isna()
+    wee = pd.to_numeric(out["wee"], errors="coerce")
+    out["premature"] = (out["has_reference"] & (wee < 0)).fillna(False).astype(bool)
+    bands = Band.parse(band).classify(wee.to_numpy(dtype=float, na_value=np.nan),
+                                      pd.to_numeric(out["wee_s"], errors="coerce").to_numpy(),
+                                      pd.to_numeric(out["n_samples"], errors="coerce").to_numpy())
+    out["waste_band"] = [b if h else None
+                         for b, h in zip(bands, out["has_reference"], strict=True)]
+    for col in ("bias_ci_low", "bias_ci_high", "effect", "lb_effect"):
+        out[col] = float("nan")
+    out["outcome"] = [
+        "no_reference" if not h else "never_stopped" if n else "premature" if p else b
+        for h, n, p, b in zip(out["has_reference"], out["never_stopped"], out["premature"],
+                              out["waste_band"], strict=True)
+    ]
+    return out
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from llenergymeasure.analysis import scoring, tables
 
+    out = _check_folder(args.out)
     results = _read_results(args.results)
-    traces = _load_all(args.traces, None) if args.traces else []
-    if args.reference:
+    traces = (load_inputs(args.traces, None, keep_going=args.keep_going, quiet=args.quiet)
+              if args.traces else None)
+    corpus = None
+    if traces is not None:
         from llenergymeasure.analysis.corpus import Corpus
 
-        traces = Corpus.build(traces).with_reference(args.reference)
-        results = results.drop(columns=["reference_start"], errors="ignore")
-    scored = scoring.score(results, traces, band=args.band)
-    summary = scoring.summarize(scored, corpus=traces)
-    out = Path(args.out)
+        corpus = Corpus.build(traces)
+        if args.reference:
+            corpus = corpus.with_reference(args.reference)
+            results = results.drop(columns=["reference_start"], errors="ignore")
+    elif args.reference:
+        raise CliInputError("--reference needs the replayed traces (--traces)")
+    scored = _score_rows(results, corpus, args)
+    summary = scoring.summarize(scored, corpus=corpus, n_resamples=max(args.n_resamples, 1))
     out.mkdir(parents=True, exist_ok=True)
     scored.to_parquet(out / "scored.parquet")
-    tables.export_table(summary, out / "summary", caption="Warmup criteria compared",
-                        label="tab:criteria")
+    columns = (_latex_columns(args.columns) if args.columns
+               else tables.select_columns(summary, tables.SUMMARY_LABELS, missing_ok=True)
+               .columns.map({v: k for k, v in tables.SUMMARY_LABELS.items()}).tolist())
+    labels = {c: tables.SUMMARY_LABELS.get(c, c) for c in columns}
+    labels.update(_latex_columns(args.columns) if args.columns else {})
+    tables.export_table(summary, out / "summary", caption=args.caption,
+                        label="tab:criteria", columns=columns, labels=labels)
     text = "# Comparison of warmup criteria\n\n"
     band = scoring.Band.parse(args.band)
     text += f"Source: `{args.results}`; a stop is exact within {band.describe()}.\n\n"
@@ -161,17 +291,42 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     text += "\n## Against a fixed count of the same cost\n\n"
     text += scoring.describe_versus_fixed(summary)
     (out / "report.md").write_text(text, encoding="utf-8")
-    print(f"scored {len(scored)} rows, {len(summary)} criterion settings -> {out}")
+    written = [out / "report.md"]
+    if args.html:
+        from llenergymeasure.analysis.report import html_report
+
+        html = Path(args.html)
+        html_report(scored, summary, html, traces=traces, source=str(args.results),
+                    tolerance_s=band.seconds if band.seconds is not None else 5.0)
+        written.append(html)
+    print(f"scored {len(scored)} rows, {len(summary)} criterion settings -> "
+          f"{', '.join(str(w) for w in written)}")
     return 0
 
 
 # -------------------------------------------------------------------- figures
-def _cmd_figures(args: argparse.Namespace) -> int:
-    from llenergymeasure.analysis.demo import write_figures
+def _formats(text: str) -> tuple[str, ...]:
+    from llenergymeasure.analysis.figures import FORMATS
 
+    fmts = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in text.split(",")
+                               if f.strip()))
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts:
+        raise argparse.ArgumentTypeError(
+            f"unknown figure format {', '.join(bad) or text!r}; choose from {', '.join(FORMATS)}"
+        )
+    return fmts
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from llenergymeasure.analysis.figures import save_all_figures
+
+    out = _check_folder(args.out)
     results = _read_results(args.results)
-    traces = _load_all(args.traces, None) if args.traces else None
-    written = write_figures(results, Path(args.out), traces)
+    traces = (load_inputs(args.traces, None, keep_going=args.keep_going, quiet=args.quiet)
+              if args.traces else None)
+    written = save_all_figures(results, traces, out, args.format,
+                               tolerance_s=args.tolerance, show_progress=not args.quiet)
     for p in written:
         print(p)
     return 0
@@ -186,10 +341,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     kinds = args.kind or list(synthetic.SYNTHETIC_KINDS)
     unknown = [k for k in kinds if k not in synthetic.SYNTHETIC_KINDS]
     if unknown:
-        return _fail(f"unknown synthetic kind(s) {unknown}; available: "
-                     f"{', '.join(synthetic.SYNTHETIC_KINDS)}")
+        raise CliInputError(f"unknown synthetic kind(s) {unknown}; available: "
+                            f"{', '.join(synthetic.SYNTHETIC_KINDS)}")
     corpus = synthetic.make_corpus(kinds, args.traces, args.n, args.seed)
     out = Path(args.out)
+    if out.suffix and out.is_dir():
+        raise CliInputError(f"{out} is a folder; give a file name or a folder without suffix")
+    if not out.suffix and out.exists() and not out.is_dir():
+        raise CliInputError(f"{out} exists and is a file; --out names a folder here")
     if out.suffix:  # one file holding every trace as a run
         out.parent.mkdir(parents=True, exist_ok=True)
         save_trace(_merge(corpus, out.stem), out)
@@ -237,52 +396,80 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("criteria", help="List the criteria with parameters and defaults.")
     p.add_argument("names", nargs="*", help="Only these criteria.")
     p.add_argument("--json", action="store_true", help="Machine-readable output.")
-    p.set_defaults(func=_guard(_cmd_criteria))
+    p.set_defaults(func=_cmd_criteria)
 
+    keep = {"action": "store_true",
+            "help": "Report and skip a trace file that cannot be read (default: stop at it)."}
     p = subparsers.add_parser("replay", help="Replay traces through criteria into a results table.")
     p.add_argument("traces", nargs="+", help="Trace files or folders.")
     p.add_argument("--criterion", "-c", action="append", metavar="SPEC",
                    help="Criterion spec, repeatable (default: the demo's default set).")
     p.add_argument("--grid", metavar="FILE",
                    help="JSON or YAML: {criterion: {parameter: [values]}} (cartesian product).")
-    p.add_argument("--out", "-o", required=True, help="results.parquet (or .csv).")
+    p.add_argument("--out", "-o", required=True,
+                   help="results.parquet (or .csv); Ctrl-C writes the finished runs to "
+                        "results.partial.parquet.")
     p.add_argument("--format", help="Importer for the trace files (traini, pyperf, jmh, csv).")
-    p.add_argument("--min-samples", type=int, default=5, help="Stop rule: first check (5).")
-    p.add_argument("--check-every", type=int, default=1, help="Stop rule: cadence (1).")
-    p.add_argument("--patience", type=int, default=1, help="Stop rule: passes in a row (1).")
-    p.add_argument("--max-samples", type=int, default=None, help="Stop rule: cap (none).")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="Worker processes (1).")
+    p.add_argument("--min-samples", type=positive_int, default=5,
+                   help="Stop rule: first check (5).")
+    p.add_argument("--check-every", type=positive_int, default=1,
+                   help="Stop rule: cadence (1).")
+    p.add_argument("--patience", type=positive_int, default=1,
+                   help="Stop rule: passes in a row (1).")
+    p.add_argument("--max-samples", type=positive_int, default=None,
+                   help="Stop rule: cap (none).")
+    p.add_argument("--jobs", "-j", type=positive_int, default=1, help="Worker processes (1).")
+    p.add_argument("--keep-going", **keep)
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bar.")
-    p.set_defaults(func=_guard(_cmd_replay))
+    p.set_defaults(func=_cmd_replay)
 
     p = subparsers.add_parser("compare", help="Score a results table and write summary tables.")
     p.add_argument("results", help="results.parquet from 'replay'.")
     p.add_argument("--out", "-o", required=True, help="Report folder.")
-    p.add_argument("--traces", nargs="*", default=[], help="The replayed traces (for bias CIs).")
+    p.add_argument("--traces", nargs="*", default=[],
+                   help="The replayed traces: only for the bootstrap CIs of the bias (without "
+                        "them the scores come from the results table alone).")
     p.add_argument("--band", default="5s+50",
                    help="Exact band: '5s' seconds, '50' samples, '2%%' of the run, or e.g. "
                         "'5s+50' (both apply; the default).")
     p.add_argument("--reference", metavar="CSV",
                    help="Reference starts (trace_id,run_id,reference_start) to score against.")
-    p.set_defaults(func=_guard(_cmd_compare))
+    p.add_argument("--n-resamples", type=nonnegative_int, default=1000,
+                   help="Bootstrap resamples of the CIs (1000; 0: no bias CIs).")
+    p.add_argument("--html", metavar="FILE",
+                   help="Also write a self-contained HTML report (figures and sortable tables).")
+    p.add_argument("--columns", metavar="COL[=LABEL],...",
+                   help="Columns (and headers) of summary.md and summary.tex (default: a "
+                        "compact set with readable headers; summary.csv keeps every column).")
+    p.add_argument("--caption", default="Warmup criteria compared",
+                   help="Caption of the LaTeX table.")
+    p.add_argument("--keep-going", **keep)
+    p.add_argument("--quiet", "-q", action="store_true", help="No progress bars.")
+    p.set_defaults(func=_cmd_compare)
 
     p = subparsers.add_parser("figures", help="Draw the figures of a results table.")
     p.add_argument("results", help="results.parquet (or scored.parquet).")
     p.add_argument("--out", "-o", required=True, help="Figure folder.")
     p.add_argument("--traces", nargs="*", default=[], help="The replayed traces (trace panels).")
-    p.set_defaults(func=_guard(_cmd_figures))
+    p.add_argument("--format", type=_formats, default=("png",), metavar="FMT[,FMT]",
+                   help="png, pdf, svg or several separated by commas (png).")
+    p.add_argument("--tolerance", type=float, default=5.0,
+                   help="Half-width of the exact band in seconds (5).")
+    p.add_argument("--keep-going", **keep)
+    p.add_argument("--quiet", "-q", action="store_true", help="No progress bars.")
+    p.set_defaults(func=_cmd_figures)
 
     p = subparsers.add_parser("simulate", help="Write synthetic traces with known steady starts.")
     p.add_argument("--kind", action="append", help="Synthetic kind, repeatable (default: all).")
-    p.add_argument("--n", type=int, default=1000, help="Samples per trace (1000).")
-    p.add_argument("--traces", type=int, default=1, help="Traces per kind (1).")
+    p.add_argument("--n", type=positive_int, default=1000, help="Samples per trace (1000).")
+    p.add_argument("--traces", type=positive_int, default=1, help="Traces per kind (1).")
     p.add_argument("--seed", type=int, default=0, help="Seed (0).")
     p.add_argument("--out", "-o", required=True, help="traces.parquet (one trace) or a folder.")
-    p.set_defaults(func=_guard(_cmd_simulate))
+    p.set_defaults(func=_cmd_simulate)
 
     p = subparsers.add_parser("demo", help="Record, simulate, replay, score and report on a CPU.")
     p.add_argument("--out", "-o", required=True, help="Report folder.")
     p.add_argument("--quick", action="store_true", help="A few seconds (for tests).")
     p.add_argument("--seed", type=int, default=0, help="Seed (0).")
     p.add_argument("--quiet", "-q", action="store_true", help="No progress bars.")
-    p.set_defaults(func=_guard(_cmd_demo))
+    p.set_defaults(func=_cmd_demo)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
-from llenergymeasure.domain.trace import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Trace, TraceFormatError
+from llenergymeasure.domain.trace import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Trace
 
 __all__ = ["cmd_convert", "cmd_show", "cmd_validate", "register"]
 
@@ -21,32 +20,41 @@ def _load(path: str, fmt: str | None) -> Trace:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check every file; print what is wrong and where. Exit 1 if any is invalid."""
-    bad = 0
-    for name in args.files:
+    """Check every file (and every trace file of a folder); print what is wrong and where.
+    Exit 2 (bad input) if any is invalid."""
+    from llenergymeasure.cli._common import EXIT_USAGE, expand_inputs, progress
+
+    files: list[Path] = []
+    bad = bad_paths = 0
+    for raw in args.files:
         try:
-            trace = _load(name, args.format)
-        except (TraceFormatError, FileNotFoundError) as exc:
-            bad += 1
+            files.extend(expand_inputs([raw]))
+        except ValueError as exc:  # a missing path is reported like an invalid file
+            bad_paths += 1
             print(f"INVALID {exc}")
+    bad = bad_paths
+    for name in progress(files, desc="validate", unit="file"):
+        try:
+            trace = _load(str(name), args.format)
+        except (ValueError, OSError) as exc:
+            bad += 1
+            text = str(exc) if str(name) in str(exc) else f"{name}: {exc}"
+            print(f"INVALID {text}")
             continue
         print(f"OK {name}: {len(trace.run_ids)} run(s), {len(trace.data)} attempts, "
               f"schema v{trace.metadata.schema_version}")
-    if len(args.files) > 1:
-        print(f"{len(args.files) - bad} valid, {bad} invalid")
-    return 1 if bad else 0
+    checked = len(files) + bad_paths
+    if checked > 1:
+        print(f"{checked - bad} valid, {bad} invalid")
+    return EXIT_USAGE if bad else 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Read IN (any readable format) and write OUT (format by suffix)."""
     from llenergymeasure.traces.io import save_trace
 
-    try:
-        trace = _load(args.input, args.format)
-        out = save_trace(trace, args.output)
-    except (TraceFormatError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    trace = _load(args.input, args.format)
+    out = save_trace(trace, args.output)
     print(f"wrote {out} ({len(trace.run_ids)} run(s), {len(trace.data)} attempts)")
     return 0
 
@@ -62,14 +70,22 @@ def _stop_text(stop_index: int) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Print the runs, their lengths and stop decisions, and the columns of a trace."""
-    try:
-        trace = _load(args.file, args.format)
-    except (TraceFormatError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """Print the runs, their lengths and stop decisions, and the columns of a trace (of
+    every trace of a folder)."""
+    from llenergymeasure.cli._common import expand_inputs
+
+    for i, path in enumerate(expand_inputs([args.file])):
+        if i:
+            print()
+        _show_one(str(path), args.format)
+    return 0
+
+
+def _show_one(file: str, fmt: str | None) -> None:
+    """Print one trace file."""
+    trace = _load(file, fmt)
     meta = trace.metadata
-    print(f"{args.file}: schema v{meta.schema_version}, written by llenergymeasure "
+    print(f"{file}: schema v{meta.schema_version}, written by llenergymeasure "
           f"{meta.package_version} on {meta.created:%Y-%m-%d %H:%M:%S} UTC")
     if meta.criterion:
         print(f"criterion: {meta.criterion}")
@@ -105,15 +121,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         extra = "" if spec is not None else " (extra)"
         cols.append(f"{col}{kind}{extra}")
     print("columns: " + ", ".join(cols))
-    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``validate``, ``convert`` and ``show`` subcommands."""
     fmt_help = ("Input format: parquet, csv, jsonl, or an importer's name (traini, pyperf, "
                 "jmh, csv); default: from the suffix or the content.")
-    p = subparsers.add_parser("validate", help="Check trace files; exit 1 if any is invalid.")
-    p.add_argument("files", nargs="+", metavar="FILE", type=str)
+    p = subparsers.add_parser("validate",
+                              help="Check trace files or folders; exit 2 if any is invalid.")
+    p.add_argument("files", nargs="+", metavar="PATH", type=str, help="Files or folders.")
     p.add_argument("--format", default=None, help=fmt_help)
     p.set_defaults(func=cmd_validate)
 
@@ -124,6 +140,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_convert)
 
     p = subparsers.add_parser("show", help="Runs, lengths, stop decisions and columns of a trace.")
-    p.add_argument("file", metavar="FILE", type=str)
+    p.add_argument("file", metavar="PATH", type=str, help="A trace file or a folder of them.")
     p.add_argument("--format", default=None, help=fmt_help)
     p.set_defaults(func=cmd_show)

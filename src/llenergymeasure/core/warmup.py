@@ -242,7 +242,8 @@ class _Recorder:
             tags={str(k): str(v) for k, v in (tags or {}).items()},
             runs=[run],
         )
-        self.writer = TraceWriter(path, metadata, overwrite=overwrite, append=append)
+        self.writer = TraceWriter(path, metadata, overwrite=overwrite, append=append,
+                                  format=self.trace_format)
         self._write = self.writer.write_line
         self._prefix = "{" + encode_key("run_id") + encode_value(run.run_id) + ', "index": '
 

@@ -114,3 +114,34 @@ class WarmupResult(BaseModel):
     def has_statistic(self) -> bool:
         """Whether the criterion evaluated anything."""
         return not math.isnan(self.final_statistic)
+
+    def __repr_args__(self) -> Any:
+        """Fields as pydantic prints them, long lists (the latencies) cut to their ends."""
+        for name, value in super().__repr_args__():
+            if isinstance(value, list) and len(value) > 6:
+                yield name, _Elided(value)
+            else:
+                yield name, value
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+            f"<td style='text-align:left'>{html.escape(repr(v))}</td></tr>"
+            for k, v in self.__repr_args__()
+        )
+        return f"<table><caption>WarmupResult</caption>{rows}</table>"
+
+
+class _Elided:
+    """Repr of a long list: its first and last values and its length."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+    def __repr__(self) -> str:
+        head = ", ".join(f"{v:.4g}" if isinstance(v, float) else repr(v) for v in self.values[:3])
+        tail = ", ".join(f"{v:.4g}" if isinstance(v, float) else repr(v)
+                         for v in self.values[-2:])
+        return f"[{head}, …, {tail}] ({len(self.values)} values)"

@@ -726,3 +726,35 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def _summary(self) -> dict[str, str]:
+        """The few facts `repr` and the notebook view show (never the whole table)."""
+        ok = self.data["ok"] if "ok" in self.data.columns else pd.Series([], dtype=bool)
+        failed = int((~ok.astype(bool)).sum()) if len(ok) else 0
+        runs = self.run_ids
+        tid = getattr(self, "trace_id", None) or self.metadata.tags.get("trace_id")
+        shown = ", ".join(map(str, runs[:3])) + (", …" if len(runs) > 3 else "")
+        out = {"runs": f"{len(runs)} [{shown}]",
+               "attempts": f"{len(self.data)}" + (f" ({failed} failed)" if failed else "")}
+        if tid:
+            out = {"trace_id": str(tid), **out}
+        extra = [c for c in self.data.columns if c not in REQUIRED_COLUMNS]
+        out["columns"] = f"{len(self.data.columns)} [+{', '.join(extra)}]" if extra else (
+            f"{len(self.data.columns)} [required]")
+        out["criterion"] = str(self.metadata.criterion or "none recorded")
+        return out
+
+    def __repr__(self) -> str:
+        quoted = {"trace_id", "criterion"}
+        parts = [f"{k}={v!r}" if k in quoted else f"{k}={v}" for k, v in self._summary().items()]
+        return "Trace(" + ", ".join(parts) + ")"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self._summary().items()
+        )
+        return f"<table><caption>Trace</caption>{rows}</table>"

@@ -131,6 +131,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def _atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success fsync it and rename it over."""
@@ -138,6 +145,7 @@ def _atomic_path(final: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600: give the user's umask
     try:
         yield tmp_path
         with tmp_path.open("rb+") as fh:
@@ -651,6 +659,9 @@ class TraceWriter:
         keeps its format and file-level metadata; where this recording's
         `config`, `criterion`, `environment`, `model` or `tags` differ from
         the file's, they are stored in the new run's `provenance`.
+    format : {"parquet", "csv", "jsonl"}, optional
+        Final format; default: from the suffix of `path`. Any other suffix is a
+        `ValueError` here, before anything is recorded.
 
     Raises
     ------
@@ -671,8 +682,17 @@ class TraceWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], metadata: TraceMetadata, *,
-                 fsync_every: int = 0, overwrite: bool = False, append: bool = False) -> None:
+                 fsync_every: int = 0, overwrite: bool = False, append: bool = False,
+                 format: str | None = None) -> None:
         self.path = Path(path)
+        self.format = format
+        fmt = format or _suffix_format(self.path)
+        if fmt not in NATIVE_FORMATS:
+            raise ValueError(
+                f"cannot record to {self.path}: unknown trace format "
+                f"{fmt if format else self.path.suffix!r}; use a .parquet, .csv or .jsonl "
+                "file (or format=)"
+            )
         self.metadata = metadata
         self.partial_path = partial_path_for(self.path)
         self.fsync_every = int(fsync_every)
@@ -820,7 +840,7 @@ class TraceWriter:
             updated = RunInfo.model_validate({**meta.runs[0].model_dump(), **run_updates})
             meta = meta.model_copy(update={"runs": [updated]})
         final = self.path
-        fmt = format or _suffix_format(final)
+        fmt = format or self.format or _suffix_format(final)
         if fmt is not None and fmt not in NATIVE_FORMATS:
             raise ValueError(f"unknown trace format {fmt!r}; use one of {NATIVE_FORMATS}")
         if to_parquet:

@@ -2,13 +2,14 @@
 
 Each figure has a pure *data step* returning a DataFrame (or a small dataclass) that
 the tests check numerically, and a *renderer* ``plot_x(data, *, ax=None, ...) -> Axes``
-(multi-panel figures return a ``Figure``):
+that draws on ``ax`` or on a new figure it shows at once in a Jupyter notebook. Functions
+named ``figure_*`` (small multiples, whole paper figures) return a ``Figure``:
 
 ========================  ==========================  ===========================
 figure                    data step                   renderer
 ========================  ==========================  ===========================
 trace with stops          :func:`trace_stops_data`    :func:`plot_trace_stops`,
-                                                      :func:`plot_trace_grid`
+                                                      :func:`figure_trace_grid`
 cost vs error, Pareto     :func:`cost_error_data`     :func:`plot_cost_error`
 ECDF of WEE               :func:`wee_ecdf_data`       :func:`plot_wee_ecdf`
 sensitivity heatmap       :func:`sensitivity_data`    :func:`plot_sensitivity`
@@ -40,6 +41,7 @@ from llenergymeasure.analysis.figures._style import (
     ONE_COLUMN_IN,
     TWO_COLUMN_IN,
     FigureDataError,
+    cap_series,
     data_hash,
     empty_note,
     figure_size,
@@ -47,7 +49,10 @@ from llenergymeasure.analysis.figures._style import (
     save_figure,
     series_styles,
     setting_labels,
+    shorten,
+    signal_unit,
     style_path,
+    unit_axis,
 )
 from llenergymeasure.analysis.figures.agreement import agreement_matrix, plot_agreement
 from llenergymeasure.analysis.figures.cost_error import (
@@ -64,6 +69,7 @@ from llenergymeasure.analysis.figures.sensitivity import (
 )
 from llenergymeasure.analysis.figures.trace_stops import (
     TraceStops,
+    figure_trace_grid,
     plot_trace_grid,
     plot_trace_stops,
     trace_stops_data,
@@ -84,12 +90,14 @@ __all__ = [
     "agreement_matrix",
     "best_settings",
     "bias_forest_data",
+    "cap_series",
     "cost_error_data",
     "figure_agreement",
     "figure_bias_forest",
     "figure_cost_error",
     "figure_sensitivity",
     "figure_size",
+    "figure_trace_grid",
     "figure_traces",
     "figure_wee_ecdf",
     "fixed_count_curve",
@@ -107,8 +115,11 @@ __all__ = [
     "sensitivity_data",
     "series_styles",
     "setting_labels",
+    "shorten",
+    "signal_unit",
     "style_path",
     "trace_stops_data",
+    "unit_axis",
     "wee_ecdf_data",
     "with_scores",
 ]
@@ -167,11 +178,11 @@ def best_settings(results: pd.DataFrame, *, max_settings: int = 10,
     return results[results["spec"].isin(set(keep))]
 
 
-def figure_wee_ecdf(results: pd.DataFrame) -> Figure:
+def figure_wee_ecdf(results: pd.DataFrame, *, tolerance_s: float = 5.0) -> Figure:
     """ECDF of the signed time waste per setting (each criterion's best setting when
-    there are more than 10), ±5 s band shaded."""
-    return _one(lambda ax: plot_wee_ecdf(wee_ecdf_data(best_settings(results)), ax=ax),
-                2, 0.5)
+    there are more than 10), ±``tolerance_s`` band shaded."""
+    return _one(lambda ax: plot_wee_ecdf(wee_ecdf_data(best_settings(results)), ax=ax,
+                                         tolerance_s=tolerance_s), 2, 0.5)
 
 
 def figure_sensitivity(results: pd.DataFrame) -> Figure:
@@ -227,13 +238,15 @@ def figure_traces(
     traces: Any,
     *,
     max_runs: int = 6,
-    log: bool = True,
+    log: bool | str = "auto",
     runs: Sequence[tuple[str, str]] | None = None,
+    max_series: int | None = 8,
 ) -> Figure:
-    """Small multiples of up to ``max_runs`` runs with every setting's stop marked."""
+    """Small multiples of up to ``max_runs`` runs with the stops of up to ``max_series``
+    settings marked (one per criterion first; the legend counts the others)."""
     chosen = list(runs) if runs is not None else _pick_runs(results, max_runs)
     datas = [trace_stops_data(results, traces, t, r) for t, r in chosen]
-    return plot_trace_grid(datas, ncols=2 if len(datas) > 1 else 1, log=log)
+    return figure_trace_grid(datas, log=log, max_series=max_series)  # type: ignore[arg-type]
 
 
 def save_all_figures(
@@ -243,6 +256,8 @@ def save_all_figures(
     formats: Sequence[str] = ("pdf", "png"),
     *,
     score: bool = True,
+    tolerance_s: float = 5.0,
+    show_progress: bool = False,
 ) -> list[Path]:
     """Draw and save every paper figure of a results frame.
 
@@ -260,6 +275,16 @@ def save_all_figures(
         Formats of each figure.
     score : bool, default True
         Score the frame against ``traces`` when it lacks the bias CI columns.
+    tolerance_s : float, default 5.0
+        Half-width of the "exact" time-waste band, seconds (scoring and the ECDF band).
+    show_progress : bool, default False
+        A progress bar over the figures (on a terminal).
+
+    Raises
+    ------
+    FigureDataError
+        When ``results_df`` is not a replay or scored frame (it lacks ``trace_id``,
+        ``run_id``, ``spec`` or ``stop_index``).
 
     Returns
     -------
@@ -267,6 +292,9 @@ def save_all_figures(
         Every file written, figure by figure in :data:`PAPER_FIGURES` order, then
         ``traces``.
     """
+    from llenergymeasure.analysis.figures._style import require_columns
+
+    require_columns(results_df, "trace_id", "run_id", "spec", "stop_index")
     out = Path(out_dir)
     frame = results_df
     if traces is not None:
@@ -276,7 +304,7 @@ def save_all_figures(
     if traces is not None and score and "bias_ci_low" not in frame.columns:
         from llenergymeasure.analysis.scoring import score as score_frame
 
-        frame = score_frame(frame, traces)
+        frame = score_frame(frame, traces, tolerance_s=tolerance_s)
     desc = f"data sha256:{data_hash(frame)}"
     written: list[Path] = []
     items: list[tuple[str, Callable[[], Figure]]] = [
@@ -285,9 +313,14 @@ def save_all_figures(
     if traces is not None:  # the cost-error figure gains the fixed-count curve
         items = [(name, (lambda: figure_cost_error(frame, traces)) if name == "cost_error"
                   else make) for name, make in items]
+    items = [(name, (lambda: figure_wee_ecdf(frame, tolerance_s=tolerance_s))
+              if name == "wee_ecdf" else make) for name, make in items]
     if traces is not None:
         items.append(("traces", lambda: figure_traces(frame, traces)))
-    for name, make in items:
+    from tqdm.auto import tqdm
+
+    for name, make in tqdm(items, desc="figures", unit="figure", leave=False,
+                           disable=None if show_progress else True):
         fig = make()
         written.extend(save_figure(fig, out / name, formats, description=desc))
         logger.info("figure %s -> %s", name, out)

@@ -47,6 +47,7 @@ from llenergymeasure.analysis.figures._style import (
     paper_style,
     require_columns,
     setting_labels,
+    shows_in_notebook,
 )
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def agreement_matrix(
     return mat
 
 
+@shows_in_notebook
 def plot_agreement(
     data: pd.DataFrame,
     *,

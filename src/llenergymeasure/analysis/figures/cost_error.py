@@ -29,13 +29,17 @@ import pandas as pd
 from llenergymeasure.analysis.figures._scores import with_scores
 from llenergymeasure.analysis.figures._style import (
     FigureDataError,
+    annotate_without_overlap,
     empty_note,
     finite,
     new_axes,
     paper_style,
+    place_legend,
     require_columns,
     series_styles,
     setting_labels,
+    shows_in_notebook,
+    unit_axis,
 )
 from llenergymeasure.analysis.scoring import fixed_count_frontier, pareto_front
 
@@ -130,6 +134,7 @@ def cost_error_data(
     return out.sort_values(["cost", "error"], kind="mergesort").reset_index(drop=True)
 
 
+@shows_in_notebook
 def plot_cost_error(
     data: pd.DataFrame,
     *,
@@ -188,15 +193,33 @@ def plot_cost_error(
             ax.step(front["cost"], front["error"], where="post", color="k", lw=0.8,
                     zorder=2, label="Pareto front")
             if annotate_front:
-                for _, row in front.iterrows():
-                    ax.annotate(str(row["label"]), (row["cost"], row["error"]),
-                                xytext=(3, 3), textcoords="offset points",
-                                fontsize="xx-small")
-        if logx:
-            ax.set_xscale("log")
+                _label_front(ax, front, logx=logx, logy=logy)
         if logy:
             ax.set_yscale("symlog" if (pts["error"] <= 0).any() else "log")
-        ax.set_xlabel(cost_label)
-        ax.set_ylabel(error_label)
-        ax.legend(fontsize="xx-small", ncols=2 if len(styles) > 6 else 1, loc="best")
+        _unit_label(ax, "x", cost_label, pts["cost"], logx)
+        _unit_label(ax, "y", error_label, pts["error"], False)
+        place_legend(ax)
     return ax
+
+
+def _unit_label(ax: Axes, which: str, label: str, values: Any, log: bool) -> None:
+    """SI ticks for an axis labelled ``"... (s)"``; other labels are set as they are."""
+    if label.endswith(" (s)"):
+        unit_axis(ax, which, "value_s", values, log=log, label=label[: -len(" (s)")])
+    else:
+        if log:
+            (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+        (ax.set_xlabel if which == "x" else ax.set_ylabel)(label)
+
+
+def _label_front(ax: Axes, front: pd.DataFrame, *, logx: bool, logy: bool) -> None:
+    """Label the front's points without overlaps (scales set first: positions depend on
+    them)."""
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("symlog" if (front["error"] <= 0).any() else "log")
+    ax.figure.draw_without_rendering()
+    annotate_without_overlap(
+        ax, [(float(r["cost"]), float(r["error"]), str(r["label"]))
+             for _, r in front.iterrows()])

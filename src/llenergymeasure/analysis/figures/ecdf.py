@@ -23,8 +23,9 @@ References
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,15 +36,20 @@ from llenergymeasure.analysis.figures._style import (
     finite,
     new_axes,
     paper_style,
+    place_legend,
     require_columns,
     series_styles,
     setting_labels,
+    shows_in_notebook,
+    si_formatter,
 )
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = ["plot_wee_ecdf", "wee_ecdf_data"]
+
+_UNSET: Any = object()
 
 
 def wee_ecdf_data(
@@ -102,14 +108,32 @@ def wee_ecdf_data(
     return out
 
 
+def _symlog_ticks(ax: Axes, lin: float, top: float, *, seconds: bool) -> None:
+    """Ticks at 0, ±lin and the powers of ten beyond 2 lin (no crowding around 0), written
+    with SI prefixes when the values are seconds."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ticks = [0.0, lin, -lin]
+    k = int(np.ceil(np.log10(3 * lin))) if lin > 0 else 0  # no label crowding ±lin
+    while 10.0**k <= top * 1.0001:
+        ticks += [10.0**k, -(10.0**k)]
+        k += 1
+    ax.xaxis.set_major_locator(FixedLocator(sorted(ticks)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    if seconds:
+        ax.xaxis.set_major_formatter(si_formatter("s", per_tick=True))
+
+
+@shows_in_notebook
 def plot_wee_ecdf(
     data: pd.DataFrame,
     *,
     ax: Axes | None = None,
-    tolerance: float | None = 5.0,
+    tolerance_s: float | None = 5.0,
     symlog: bool = True,
     xlabel: str | None = None,
     columns: float = 1,
+    tolerance: float | object | None = _UNSET,
 ) -> Axes:
     """Step curves of :func:`wee_ecdf_data`, with the tolerance band shaded.
 
@@ -119,8 +143,9 @@ def plot_wee_ecdf(
         From :func:`wee_ecdf_data`.
     ax : Axes, optional
         Where to draw; a new figure when None.
-    tolerance : float or None, default 5.0
-        Half-width of the "exact" band around 0 (Traini et al.'s 5 s); None for none.
+    tolerance_s : float or None, default 5.0
+        Half-width of the "exact" band around 0, in the plotted unit (Traini et al.'s
+        5 s); None for none.
     symlog : bool, default True
         Symmetric-log x axis, linear within ±``tolerance``, when the errors span more
         than 20 tolerances (milliseconds to minutes, both signs); linear otherwise.
@@ -128,11 +153,18 @@ def plot_wee_ecdf(
         Axis label; from the plotted column when None.
     columns : float, default 1
         Width of a new figure.
+    tolerance : float or None
+        Deprecated name of `tolerance_s`.
 
     Returns
     -------
     Axes
     """
+    if tolerance is not _UNSET:
+        warnings.warn("plot_wee_ecdf(tolerance=...) is deprecated: use tolerance_s=",
+                      DeprecationWarning, stacklevel=3)
+        tolerance_s = tolerance  # type: ignore[assignment]
+    tolerance = tolerance_s
     with paper_style():
         ax = new_axes(ax, columns)
         if data.empty:
@@ -144,9 +176,10 @@ def plot_wee_ecdf(
             ys = np.concatenate(([0.0], g["ecdf"].to_numpy()))
             ax.step(xs, ys, where="post", color=st["color"], ls=st["linestyle"], lw=0.9,
                     label=str(lab))
+        unit = " s" if str(data.attrs.get("value", "wee_s")).endswith("_s") else ""
         if tolerance is not None:
             ax.axvspan(-tolerance, tolerance, color="0.9", lw=0, zorder=0,
-                       label=f"±{tolerance:g} band")
+                       label=f"±{tolerance:g}{unit} band")
         ax.axvline(0.0, color="k", lw=0.5)
         if symlog:
             v = finite(data["value"])
@@ -155,12 +188,13 @@ def plot_wee_ecdf(
                                                       else 1.0)
             if small.size and float(np.max(small)) > 20.0 * lin:
                 ax.set_xscale("symlog", linthresh=lin)
+                _symlog_ticks(ax, lin, float(np.max(small)),
+                              seconds=data.attrs.get("value", "wee_s").endswith("_s"))
         ax.set_ylim(0.0, 1.02)
         value = data.attrs.get("value", "wee_s")
         default = {"wee_s": "time waste (s)", "wee": "WEE (samples)",
                    "abs_wee_s": "|time waste| (s)"}.get(value, value)
         ax.set_xlabel(xlabel or default)
         ax.set_ylabel("fraction of runs")
-        ax.legend(fontsize="xx-small", loc="lower right",
-                  ncols=2 if len(styles) > 6 else 1)
+        place_legend(ax, loc="lower right")
     return ax

@@ -42,6 +42,7 @@ from llenergymeasure.analysis.figures._style import (
     new_axes,
     paper_style,
     setting_labels,
+    shows_in_notebook,
 )
 from llenergymeasure.analysis.scoring import percentile_ci
 
@@ -137,6 +138,7 @@ def bias_forest_data(
     return out
 
 
+@shows_in_notebook
 def plot_forest(
     data: pd.DataFrame,
     *,

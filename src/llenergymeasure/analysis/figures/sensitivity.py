@@ -32,6 +32,7 @@ from llenergymeasure.analysis.figures._style import (
     new_axes,
     paper_style,
     require_columns,
+    shows_in_notebook,
 )
 
 if TYPE_CHECKING:
@@ -166,6 +167,19 @@ def _fmt(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+#: Readable names of the score columns a heatmap can show.
+_VALUE_LABELS = {
+    "abs_wee_s": "|time waste| (s)",
+    "wee_s": "time waste (s)",
+    "wee": "WEE (samples)",
+    "abs_relative_bias": "|relative bias|",
+    "relative_bias": "relative bias",
+    "seconds_used": "warmup time (s)",
+    "samples_used": "warmup samples",
+}
+
+
+@shows_in_notebook
 def plot_sensitivity(
     data: pd.DataFrame,
     *,
@@ -230,6 +244,7 @@ def plot_sensitivity(
         ax.set_ylabel(str(attrs.get("y") or data.index.name or ""))
         if attrs.get("criterion"):
             ax.set_title(str(attrs["criterion"]))
-        label = colorbar_label or f"{attrs.get('agg', '')} {attrs.get('value', '')}".strip()
+        value = _VALUE_LABELS.get(str(attrs.get("value", "")), str(attrs.get("value", "")))
+        label = colorbar_label or f"{attrs.get('agg', '')} {value}".strip()
         ax.figure.colorbar(im, ax=ax, label=label, shrink=0.9)
     return ax

@@ -2,7 +2,7 @@
 
 The data step :func:`trace_stops_data` pairs one run's samples with the stops the
 replay frame records for it; :func:`plot_trace_stops` draws one run and
-:func:`plot_trace_grid` several runs as small multiples sharing one legend. A stop at
+:func:`figure_trace_grid` several runs as small multiples sharing one legend. A stop at
 index ``k`` ends warmup after sample ``k`` (the replay convention), so its marker is
 drawn at sample ``k`` (or at its end time ``t_k``); the reference start ``r`` is the
 first steady sample, marked by a shaded warmup span ``[0, r)``.
@@ -18,6 +18,7 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,20 +30,32 @@ from numpy.typing import NDArray
 from llenergymeasure.analysis.corpus import Corpus, CorpusError
 from llenergymeasure.analysis.figures._style import (
     FigureDataError,
+    cap_series,
     figure_size,
     finite,
+    legend_columns,
     new_axes,
     paper_style,
     require_columns,
     series_styles,
     setting_labels,
+    shorten,
+    show_in_notebook,
+    signal_unit,
+    unit_axis,
 )
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["TraceStops", "plot_trace_grid", "plot_trace_stops", "trace_stops_data"]
+__all__ = [
+    "TraceStops",
+    "figure_trace_grid",
+    "plot_trace_grid",
+    "plot_trace_stops",
+    "trace_stops_data",
+]
 
 
 @dataclass(frozen=True)
@@ -153,10 +166,54 @@ def trace_stops_data(
     )
 
 
-def _draw(data: TraceStops, ax: Axes, *, log: bool, x_axis: str, styles: dict[str, Any],
-          legend: bool) -> None:
+def _title(data: TraceStops, width: int) -> str:
+    """``trace / run`` (just the run when it already names the trace), cut to ``width``."""
+    name = data.run_id if data.run_id.startswith(data.trace_id) else (
+        f"{data.trace_id} / {data.run_id}")
+    if data.never_stopped:
+        note = f" ({len(data.never_stopped)} never stopped)"
+        return shorten(name, max(12, width - len(note))) + note
+    return shorten(name, width)
+
+
+def _order_labels(labels: Sequence[str]) -> list[str]:
+    """Distinct labels, one setting of each criterion first, then the others (stable)."""
+    distinct = list(dict.fromkeys(labels))
+    firsts: list[str] = []
+    rest: list[str] = []
+    seen: set[str] = set()
+    for lab in distinct:
+        base = lab.split("(", 1)[0]
+        (rest if base in seen else firsts).append(lab)
+        seen.add(base)
+    return firsts + rest
+
+
+def _zoom_end(data: TraceStops, styles: dict[str, Any]) -> int | None:
+    """Samples to show when every stop and the reference start lie in the first quarter
+    of a long run (the stops would be a sliver at the left edge); None shows the run."""
+    n = data.x.size
+    events = [int(k) for k, lab in zip(data.stops["stop_index"], data.stops["label"],
+                                       strict=True) if lab in styles]
+    if data.reference_start is not None:
+        events.append(data.reference_start)
+    if n < 400 or not events:
+        return None
+    end = max(200, int(2.5 * (max(events) + 1)))
+    return end if end < n // 4 * 3 else None
+
+
+def _draw(data: TraceStops, ax: Axes, *, log: bool | str, x_axis: str,
+          styles: dict[str, Any], legend: bool, title_width: int = 60,
+          zoom: bool | str = "auto") -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    shown = _zoom_end(data, styles) if zoom == "auto" else None
+    if shown is not None:
+        data = TraceStops(data.trace_id, data.run_id, data.x[:shown], data.t[:shown],
+                          data.reference_start, data.stops, data.never_stopped, data.signal)
     xs = data.t if x_axis == "time" else np.arange(data.x.size)
-    ax.plot(xs, data.x, color="0.55", lw=0.6, zorder=1, label=data.signal)
+    ax.plot(xs, data.x, color="0.55", lw=0.6, zorder=1, label=signal_unit(data.signal)[0])
     if data.reference_start is not None and data.x.size:
         r = data.reference_start
         end = (data.t[r - 1] if r > 0 else 0.0) if x_axis == "time" else r - 0.5
@@ -164,53 +221,67 @@ def _draw(data: TraceStops, ax: Axes, *, log: bool, x_axis: str, styles: dict[st
         ax.axvspan(start, end, color="0.88", lw=0, zorder=0, label="reference warmup")
         ax.axvline(end, color="k", lw=0.8, ls="--", zorder=2, label="reference start")
     for _, row in data.stops.iterrows():
-        st = styles[row["label"]]
+        st = styles.get(row["label"])
+        if st is None:  # beyond the series cap: summarised, not drawn
+            continue
         pos = row["stop_time_s"] if x_axis == "time" else row["stop_index"]
         ax.axvline(pos, color=st["color"], ls=st["linestyle"], lw=0.7, alpha=0.8, zorder=2)
         ax.plot([pos], [row["value"]], marker=st["marker"], color=st["color"], ls="none",
                 ms=4, mec="white", mew=0.4, zorder=3, label=row["label"])
-    if log:
-        from matplotlib.ticker import LogFormatter
-
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(LogFormatter())
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False,
-                                                  minor_thresholds=(2, 0.5)))
-    ax.set_xlabel("time (s)" if x_axis == "time" else "sample index")
-    ax.set_ylabel(data.signal.replace("_ms", " (ms)"))
-    ax.set_title(f"{data.trace_id} / {data.run_id}")
-    if data.never_stopped:
-        ax.annotate(f"never stopped: {len(data.never_stopped)}", (0.99, 0.98),
-                    xycoords="axes fraction", ha="right", va="top", fontsize="small")
+    unit_axis(ax, "y", data.signal, data.x, log=log)
+    if x_axis == "time":
+        unit_axis(ax, "x", "time_s", xs, log=False)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
+        ax.set_xlabel("sample index")
+    if shown is not None:
+        ax.set_xlabel(f"{ax.get_xlabel()} (first {shown} samples)")
+    ax.set_title(_title(data, title_width))
     if legend:
-        ax.legend(loc="upper right", fontsize="x-small", ncols=1 + len(data.stops) // 8)
+        handles, labels = ax.get_legend_handles_labels()
+        dropped = [lab for lab in data.stops["label"] if lab not in styles]
+        title = f"+{len(set(dropped))} more settings not drawn" if dropped else None
+        ax.legend(handles, [shorten(lab, 40) for lab in labels], loc="upper left",
+                  bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="x-small",
+                  title=title, title_fontsize="x-small")
+
+
+def _styles(labels: Sequence[str], max_series: int | None) -> tuple[dict[str, Any], list[str]]:
+    kept, dropped = cap_series(_order_labels(labels), max_series)
+    return series_styles(kept), dropped
 
 
 def plot_trace_stops(
     data: TraceStops,
     *,
     ax: Axes | None = None,
-    log: bool = False,
+    log: bool | Literal["auto"] = "auto",
     x_axis: Literal["index", "time"] = "index",
     legend: bool = True,
     columns: float = 1,
+    max_series: int | None = 8,
 ) -> Axes:
     """Draw one run with a marker and a line at each criterion's stop.
 
     Parameters
     ----------
     data : TraceStops
-        From :func:`trace_stops_data`.
+        From `trace_stops_data`.
     ax : Axes, optional
-        Where to draw; a new figure ``columns`` journal columns wide when None.
-    log : bool, default False
-        Logarithmic latency axis (warmup spikes are often 10-100x the plateau).
+        Where to draw; a new figure `columns` journal columns wide when None (shown at
+        once in a Jupyter notebook).
+    log : bool or "auto", default "auto"
+        Logarithmic value axis; `"auto"` when the largest sample is more than 30 times the
+        smallest (warmup spikes are often 10-100x the plateau).
     x_axis : {"index", "time"}
         Sample index or seconds from the run's start.
     legend : bool, default True
-        Draw the legend.
+        Draw the legend, outside the axes on the right.
     columns : float, default 1
         Width of a new figure (1 or 2 columns, or inches).
+    max_series : int or None, default 8
+        Draw at most this many settings (one per criterion first); the legend says how many
+        more there are. None draws all.
 
     Returns
     -------
@@ -218,57 +289,71 @@ def plot_trace_stops(
     """
     if x_axis not in ("index", "time"):
         raise ValueError(f"x_axis must be 'index' or 'time', got {x_axis!r}")
+    created = ax is None
     with paper_style():
         ax = new_axes(ax, columns)
-        styles = series_styles(data.stops["label"])
-        _draw(data, ax, log=log, x_axis=x_axis, styles=styles, legend=legend)
+        styles, _ = _styles(list(data.stops["label"]), max_series)
+        width_in = ax.figure.get_size_inches()[0]
+        _draw(data, ax, log=log, x_axis=x_axis, styles=styles, legend=legend,
+              title_width=max(20, int(width_in * 0.6 * 72 / 5)))
+    if created:
+        show_in_notebook(ax.figure)
     return ax
 
 
-def plot_trace_grid(
+def figure_trace_grid(
     datas: Sequence[TraceStops],
     *,
-    ncols: int = 2,
-    log: bool = False,
+    ncols: int | None = None,
+    log: bool | Literal["auto"] = "auto",
     x_axis: Literal["index", "time"] = "index",
     columns: float = 2,
     panel_height: float = 1.6,
+    max_series: int | None = 8,
 ) -> Figure:
-    """Several runs as small multiples with one shared legend.
+    """Several runs as small multiples with one shared legend below them.
 
     Parameters
     ----------
     datas : sequence of TraceStops
         One per panel.
-    ncols : int, default 2
-        Panels per row.
+    ncols : int, optional
+        Panels per row; default 1 for one run, 2 otherwise (3 for a figure wider than 8 in).
     log, x_axis
-        As in :func:`plot_trace_stops`.
+        As in `plot_trace_stops` (`"auto"` decides per panel).
     columns : float, default 2
-        Figure width (1 or 2 journal columns, or inches).
+        Figure width (1 or 2 journal columns, or inches); the width never grows with the
+        number of runs or the length of their names (titles are shortened in the middle).
     panel_height : float, default 1.6
         Height of one row of panels, inches.
+    max_series : int or None, default 8
+        Draw the stops of at most this many settings (one per criterion first); the legend
+        says how many more there are. None draws all.
 
     Returns
     -------
     Figure
     """
     if not datas:
-        raise FigureDataError("plot_trace_grid needs at least one run")
+        raise FigureDataError("figure_trace_grid needs at least one run")
+    width, _ = figure_size(columns)
+    if ncols is None:
+        ncols = 1 if len(datas) == 1 else (3 if width > 8 else 2)
     if ncols < 1:
         raise ValueError(f"ncols must be >= 1, got {ncols}")
     from matplotlib.figure import Figure
 
     ncols = min(ncols, len(datas))
     nrows = math.ceil(len(datas) / ncols)
-    labels = [lab for d in datas for lab in d.stops["label"]]
-    styles = series_styles(sorted(dict.fromkeys(labels)))
+    labels = sorted({lab for d in datas for lab in d.stops["label"]})
+    styles, dropped = _styles(labels, max_series)
+    title_width = max(16, int(width / ncols * 0.85 * 72 / 4.6))
     with paper_style():
-        width, _ = figure_size(columns)
-        fig = Figure(figsize=(width, panel_height * nrows + 0.5))
+        fig = Figure(figsize=(width, panel_height * nrows + 0.6))
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for ax, data in zip(axes.flat, datas, strict=False):
-            _draw(data, ax, log=log, x_axis=x_axis, styles=styles, legend=False)
+            _draw(data, ax, log=log, x_axis=x_axis, styles=styles, legend=False,
+                  title_width=title_width)
         for ax in list(axes.flat)[len(datas):]:
             ax.set_visible(False)
         handles: dict[str, Any] = {}
@@ -276,6 +361,20 @@ def plot_trace_grid(
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
                 handles.setdefault(lab, h)
         if handles:
-            fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-                       ncols=min(4, len(handles)), fontsize="x-small")
+            names = [shorten(lab, 40) for lab in handles]
+            title = (f"+{len(dropped)} more settings not drawn (choose with criteria=)"
+                     if dropped else None)
+            fig.legend(list(handles.values()), names, loc="outside lower center",
+                       ncols=legend_columns(names, width), fontsize="x-small", title=title,
+                       title_fontsize="x-small")
     return fig
+
+
+def plot_trace_grid(datas: Sequence[TraceStops], **kwargs: Any) -> Figure:
+    """Deprecated alias of `figure_trace_grid` (`plot_*` renderers return an `Axes`;
+    `figure_*` functions return a `Figure`)."""
+    warnings.warn(
+        "plot_trace_grid is deprecated: use figure_trace_grid (same arguments, returns the "
+        "Figure)", DeprecationWarning, stacklevel=2,
+    )
+    return figure_trace_grid(datas, **kwargs)
