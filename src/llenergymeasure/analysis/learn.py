@@ -155,7 +155,7 @@ def read_labelled_runs(
     LearnError
         On a missing input, two traces with one id, or a bad reference file.
     """
-    from llenergymeasure.analysis.replay import trace_id_of
+    from llenergymeasure.analysis.corpus import trace_id_of
     from llenergymeasure.traces.importers.traini import load_traini_corpus
     from llenergymeasure.traces.io import load_traces
 
@@ -180,7 +180,7 @@ def read_labelled_runs(
     runs: list[LabelledRun] = []
     seen: dict[str, int] = {}
     for pos, tr in enumerate(traces):
-        tid = trace_id_of(tr, pos)
+        tid = trace_id_of(tr)
         if tid in seen:
             raise LearnError(f"two traces have the id {tid!r} (inputs {seen[tid]} and {pos})")
         seen[tid] = pos

@@ -91,12 +91,12 @@ def _executor(jobs: int) -> Any:
 def _chunks(traces: list[Any], runs_per_chunk: int) -> list[tuple[Any, int]]:
     """(trace restricted to a few runs, number of runs), trace ids fixed from the whole
     list so that every chunk names its rows as one replay of everything would."""
-    from llenergymeasure.analysis.replay import trace_id_of
+    from llenergymeasure.analysis.corpus import trace_id_of
     from llenergymeasure.traces import Trace
 
     out: list[tuple[Any, int]] = []
-    for pos, trace in enumerate(traces):
-        tid = trace_id_of(trace, pos)
+    for trace in traces:
+        tid = trace_id_of(trace)
         run_ids = [str(r) for r in trace.run_ids]
         tags = {**trace.metadata.tags, "trace_id": tid}
         for i in range(0, len(run_ids), runs_per_chunk):
