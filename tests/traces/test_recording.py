@@ -205,7 +205,7 @@ def test_a_shadow_watching_an_unrecorded_signal_does_not_stop_the_run(tmp_path: 
 # -------------------------------------------------------------------- crashes
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     from llenergymeasure import WarmupConfig, warmup_until_converged
 
@@ -214,8 +214,11 @@ CHILD = textwrap.dedent(
 
     def fn():
         global calls
-        # Attempts 0..calls-1 are recorded before call number `calls` starts.
-        sync.write_text(str(calls))
+        # Attempts 0..calls-1 are recorded before call number `calls` starts. Written
+        # atomically: a kill between truncating and writing must not leave it empty.
+        tmp = sync.with_suffix(".tmp")
+        tmp.write_text(str(calls))
+        os.replace(tmp, sync)
         calls += 1
         time.sleep(0.002)
         return 10.0 if calls % 2 else 20.0  # never converges

@@ -69,6 +69,7 @@ BUILTIN_CRITERIA: dict[str, tuple[str, str]] = {
     "laaber_cv": ("laaber_cv", "LaaberCV"),
     "laaber_kld": ("laaber_kld", "LaaberKLD"),
     "laaber_rciw": ("laaber_rciw", "LaaberRCIW"),
+    "learned": ("learned", "LearnedRule"),
     "mad_median": ("mad_median", "MADMedian"),
     "max_duration": ("budgets", "MaxDuration"),
     "max_ess": ("max_ess", "MaxESS"),
