@@ -40,12 +40,12 @@ from llenergymeasure.analysis.replay import replay
 from llenergymeasure.criteria.base import CriterionConfigError
 from llenergymeasure.criteria.registry import available_criteria, criterion_class, make_criterion
 from llenergymeasure.criteria.stopping import StopRule
-from llenergymeasure.domain.trace import Trace
 from llenergymeasure.traces.importers import ImportedRun, build_trace
 from llenergymeasure.traces.importers.llmperf import llmperf_run
 from llenergymeasure.traces.importers.megatron import iteration_time_run
 from llenergymeasure.traces.importers.nanogpt import training_run
 from llenergymeasure.traces.importers.vllm import looks_like_vllm, vllm_runs
+from llenergymeasure.traces.model import Trace
 
 #: The driver's default stop rule (what `WarmupConfig(criterion=spec)` uses).
 RULE = StopRule(min_samples=5)

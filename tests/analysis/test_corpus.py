@@ -20,8 +20,8 @@ from llenergymeasure.analysis.corpus import Corpus, CorpusError, RunRecord, read
 from llenergymeasure.analysis.figures import trace_stops_data
 from llenergymeasure.analysis.replay import replay
 from llenergymeasure.cli import main
-from llenergymeasure.domain.trace import RunInfo, Trace, TraceMetadata
 from llenergymeasure.traces import load_trace, load_traces, save_trace
+from llenergymeasure.traces.model import RunInfo, Trace, TraceMetadata
 
 
 def _trace(x: np.ndarray, run_ids: tuple[str, ...] = ("r0",), ref: int | None = None,

@@ -36,7 +36,7 @@ from llenergymeasure.core.warmup import warmup_until_converged
 from llenergymeasure.criteria import StopRule, available_criteria, make_criterion
 from llenergymeasure.criteria.base import CriterionConfigError, InvalidSampleError
 from llenergymeasure.criteria.registry import criterion_info
-from llenergymeasure.domain.trace import RunInfo, Trace, TraceMetadata
+from llenergymeasure.traces.model import RunInfo, Trace, TraceMetadata
 
 FAIL_NS = 3_000_000  # a failed attempt takes 3 ms
 

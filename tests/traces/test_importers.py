@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers import (
     FORMATS,
     CsvMapping,
@@ -28,6 +27,7 @@ from llenergymeasure.traces.importers import (
 )
 from llenergymeasure.traces.importers.jmh import unit_to_ms
 from llenergymeasure.traces.importers.traini import iteration_durations_s
+from llenergymeasure.traces.model import Trace, TraceFormatError
 
 
 def write_json(path: Path, data: object, *, gz: bool = False) -> Path:

@@ -22,11 +22,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llenergymeasure.domain.trace import ALL_COLUMNS, Trace, TraceFormatError
 from llenergymeasure.traces import load_trace, load_traces, save_trace
 from llenergymeasure.traces.importers import FORMATS, detect_format, import_file
 from llenergymeasure.traces.importers.megatron import stride_times_ns
 from llenergymeasure.traces.importers.nanogpt import step_durations_ms
+from llenergymeasure.traces.model import ALL_COLUMNS, Trace, TraceFormatError
 
 GPU = "gpu/original"
 

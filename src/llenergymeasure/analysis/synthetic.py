@@ -327,7 +327,7 @@ def make_trace(
     state) and ``provenance`` records the generator, seed and parameters. The trace's
     ``tags["trace_id"]`` is ``trace_id`` (default ``f"{kind}-{seed}"``).
     """
-    from llenergymeasure.domain.trace import RunInfo, Trace, TraceMetadata
+    from llenergymeasure.traces.model import RunInfo, Trace, TraceMetadata
 
     seeds = np.random.SeedSequence(seed).spawn(n_runs)
     rows: list[dict[str, Any]] = []

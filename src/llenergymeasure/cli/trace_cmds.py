@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from llenergymeasure.domain.trace import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Trace
+from llenergymeasure.traces.model import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Trace
 
 __all__ = ["cmd_convert", "cmd_show", "cmd_validate", "register"]
 

@@ -21,7 +21,7 @@ def cmd_train_rule(args: argparse.Namespace) -> int:
         read_labelled_runs,
         train_learned_rule,
     )
-    from llenergymeasure.domain.trace import TraceFormatError
+    from llenergymeasure.traces.model import TraceFormatError
 
     out = Path(args.output)
     if out.exists() and not args.overwrite:

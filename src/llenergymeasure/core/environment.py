@@ -1,7 +1,7 @@
 """Probe the software and hardware a recording runs on.
 
 The result is the trace model's `EnvironmentInfo` (a pydantic record in
-`llenergymeasure.domain.trace`); the probing itself — package versions, the
+`llenergymeasure.traces.model`); the probing itself — package versions, the
 CPU model, torch's CUDA build, the NVIDIA driver and GPU name through NVML —
 lives here, in core, next to the other hardware code (`core.timing`).
 """
@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from llenergymeasure.domain.trace import EnvironmentInfo
+from llenergymeasure.traces.model import EnvironmentInfo
 
 __all__ = ["capture_environment"]
 

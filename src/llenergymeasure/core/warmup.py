@@ -28,15 +28,15 @@ from llenergymeasure.criteria.base import Criterion
 from llenergymeasure.criteria.registry import make_criterion
 from llenergymeasure.criteria.stopping import StopRule
 from llenergymeasure.domain.metrics import WarmupResult
-from llenergymeasure.domain.trace import (
+from llenergymeasure.progress import WarmupProgress
+from llenergymeasure.traces.io import TraceWriter, encode_key, encode_value, value_problem
+from llenergymeasure.traces.model import (
     ALL_COLUMNS,
     REQUIRED_COLUMNS,
     RunInfo,
     ShadowDecision,
     TraceMetadata,
 )
-from llenergymeasure.progress import WarmupProgress
-from llenergymeasure.traces.io import TraceWriter, encode_key, encode_value, value_problem
 
 if TYPE_CHECKING:  # core.timing and core.environment are imported when a run needs them
     from llenergymeasure.core.timing import ThrottleFilter

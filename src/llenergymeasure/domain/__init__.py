@@ -1,4 +1,4 @@
-"""Domain models: results and traces."""
+"""Domain models: the warmup result (the trace model lives in `llenergymeasure.traces.model`)."""
 
 from llenergymeasure.domain.metrics import WarmupResult, WarmupStatus
 

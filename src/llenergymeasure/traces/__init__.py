@@ -4,7 +4,15 @@ See ``docs/trace-format.md`` for the schema and :mod:`llenergymeasure.traces.io`
 for the storage formats.
 """
 
-from llenergymeasure.domain.trace import (
+from llenergymeasure.traces.io import (
+    TraceWriter,
+    load_trace,
+    load_traces,
+    partial_path_for,
+    save_trace,
+    sidecar_path_for,
+)
+from llenergymeasure.traces.model import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     TRACE_SCHEMA_VERSION,
@@ -14,14 +22,6 @@ from llenergymeasure.domain.trace import (
     Trace,
     TraceFormatError,
     TraceMetadata,
-)
-from llenergymeasure.traces.io import (
-    TraceWriter,
-    load_trace,
-    load_traces,
-    partial_path_for,
-    save_trace,
-    sidecar_path_for,
 )
 
 __all__ = [

@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llenergymeasure.domain.trace import (
+from llenergymeasure.traces import importers
+from llenergymeasure.traces.migrations import migrate, schema_version_of
+from llenergymeasure.traces.model import (
     ALL_COLUMNS,
     REQUIRED_COLUMNS,
     TRACE_SCHEMA_VERSION,
@@ -50,8 +52,6 @@ from llenergymeasure.domain.trace import (
     metadata_from_dict,
     normalize_frame,
 )
-from llenergymeasure.traces import importers
-from llenergymeasure.traces.migrations import migrate, schema_version_of
 
 __all__ = [
     "NATIVE_FORMATS",

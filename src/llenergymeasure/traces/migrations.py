@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from llenergymeasure.domain.trace import TRACE_SCHEMA_VERSION, TraceFormatError
+from llenergymeasure.traces.model import TRACE_SCHEMA_VERSION, TraceFormatError
 
 __all__ = ["MIGRATIONS", "Migration", "migrate", "register_migration"]
 
@@ -47,7 +47,7 @@ def schema_version_of(metadata: dict[str, Any], *, file: str | None, line: int |
     ------
     TraceFormatError
         If it is missing, not an integer, or newer than this package's
-        :data:`~llenergymeasure.domain.trace.TRACE_SCHEMA_VERSION`.
+        :data:`~llenergymeasure.traces.model.TRACE_SCHEMA_VERSION`.
     """
     version = metadata.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):

@@ -28,7 +28,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, read_json
 from llenergymeasure.traces.importers.generic_csv import (
     CsvMapping,
@@ -46,6 +45,7 @@ from llenergymeasure.traces.importers.traini import (
     looks_like_traini,
 )
 from llenergymeasure.traces.importers.vllm import import_vllm, looks_like_vllm
+from llenergymeasure.traces.model import Trace, TraceFormatError
 
 __all__ = [
     "FORMATS",

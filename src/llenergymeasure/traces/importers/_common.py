@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llenergymeasure.domain.trace import (
+from llenergymeasure.traces.model import (
     RunInfo,
     Trace,
     TraceFormatError,

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from llenergymeasure.domain.trace import OPTIONAL_COLUMNS, Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import TIME_UNITS_MS, ImportedRun, build_trace
+from llenergymeasure.traces.model import OPTIONAL_COLUMNS, Trace, TraceFormatError
 
 __all__ = ["CsvMapping", "import_csv", "looks_like_latency_csv"]
 

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import (
     TIME_UNITS_MS,
     ImportedRun,
@@ -45,6 +44,7 @@ from llenergymeasure.traces.importers._common import (
     numbers,
     read_json,
 )
+from llenergymeasure.traces.model import Trace, TraceFormatError
 
 __all__ = ["import_jmh", "looks_like_jmh", "unit_to_ms"]
 

@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, read_json
+from llenergymeasure.traces.model import Trace, TraceFormatError
 
 __all__ = ["import_llmperf", "llmperf_run", "looks_like_llmperf"]
 

@@ -55,8 +55,8 @@ from typing import Any
 
 import numpy as np
 
-from llenergymeasure.domain.trace import ALL_COLUMNS, Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, read_json
+from llenergymeasure.traces.model import ALL_COLUMNS, Trace, TraceFormatError
 
 __all__ = ["ITERATION_TIME", "import_megatron", "iteration_time_run", "looks_like_megatron",
            "megatron_run", "stride_times_ns"]

@@ -57,8 +57,8 @@ from typing import Any
 
 import numpy as np
 
-from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, is_gzip
+from llenergymeasure.traces.model import Trace, TraceFormatError
 
 __all__ = ["import_nanogpt", "looks_like_nanogpt", "step_durations_ms", "training_run"]
 

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, number, read_json
+from llenergymeasure.traces.model import Trace, TraceFormatError
 
 __all__ = ["import_pyperf", "looks_like_pyperf"]
 

@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, numbers, read_json
+from llenergymeasure.traces.model import Trace, TraceFormatError
 
 __all__ = ["ITERATION_TARGET_S", "import_traini", "iteration_durations_s", "load_traini_corpus",
            "looks_like_traini"]

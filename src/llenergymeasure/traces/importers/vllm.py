@@ -62,8 +62,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llenergymeasure.domain.trace import Trace, TraceFormatError
 from llenergymeasure.traces.importers._common import ImportedRun, build_trace, read_json
+from llenergymeasure.traces.model import Trace, TraceFormatError
 
 __all__ = ["import_vllm", "looks_like_vllm", "vllm_runs"]
 
