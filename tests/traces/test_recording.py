@@ -451,3 +451,24 @@ def test_driver_drops_a_wrongly_typed_field_with_a_warning(
     assert "temperature_c" not in trace.data.columns and (trace.data["power_w"] == 200.0).all()
     msgs = [r.getMessage() for r in caplog.records if "temperature_c" in r.getMessage()]
     assert len(msgs) == 1 and "'hot'" in msgs[0]
+
+
+def test_record_after_stop_shows_its_own_progress(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    res = warmup_until_converged(
+        Replay(warmup_series(200)), WarmupConfig(max_prompts=200), show_progress=True,
+        trace_path=tmp_path / "p.jsonl", record_after_stop=30,
+    )
+    err = capsys.readouterr().err
+    assert "Recording after the stop" in err and "30/30" in err
+    assert len(load_trace(res.trace_path).data) == res.attempts + 30
+
+
+def test_record_after_stop_draws_no_bar_without_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warmup_until_converged(
+        Replay(warmup_series(200)), WarmupConfig(max_prompts=200), show_progress=False,
+        trace_path=tmp_path / "q.jsonl", record_after_stop=30,
+    )
+    assert "Recording after the stop" not in capsys.readouterr().err

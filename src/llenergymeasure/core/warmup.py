@@ -28,7 +28,7 @@ from llenergymeasure.criteria.base import Criterion
 from llenergymeasure.criteria.registry import make_criterion
 from llenergymeasure.criteria.stopping import StopRule
 from llenergymeasure.domain.metrics import WarmupResult
-from llenergymeasure.progress import WarmupProgress
+from llenergymeasure.progress import WarmupProgress, progress_bar
 from llenergymeasure.traces.io import TraceWriter, encode_key, encode_value, value_problem
 from llenergymeasure.traces.model import (
     ALL_COLUMNS,
@@ -670,12 +670,20 @@ def warmup_until_converged(
         failures_at_stop = Counter(failure_types)
         throttled_at_stop = counts["throttled"]
         n_recorded = attempts
-        for k in range(extra_attempts):
-            sample = attempt(attempts + k)
-            n_recorded += 1
-            if sample is not None:
-                for shadow in shadows:
-                    shadow.observe(*sample)
+        after = progress_bar(extra_attempts, "Recording after the stop", "prompt",
+                             enabled=show_progress and extra_attempts > 0)
+        try:
+            for k in range(extra_attempts):
+                sample = attempt(attempts + k)
+                n_recorded += 1
+                if sample is not None:
+                    for shadow in shadows:
+                        shadow.observe(*sample)
+                if after is not None:
+                    after.update(1)
+        finally:
+            if after is not None:
+                after.close()
     except BaseException as exc:
         progress.close()
         if caller is not None:
