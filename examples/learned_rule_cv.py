@@ -54,22 +54,24 @@ CONTEXT = (
     "mser5",
 )
 RULE = StopRule()  # stop at the first passing sample
+LATE = 100  # a labelled start at iteration 100 or later is "late" (10 s of JMH)
 
 
 def equal_cost_table(stops: Mapping[str, Sequence[int]], runs: Sequence[LabelledRun],
                      *, seed: int = 0) -> pd.DataFrame:
-    """The equal-cost comparison of every setting: THE one place it is computed.
+    """The equal-cost comparison of every setting.
 
-    One row per setting with the columns of the comparison issue
-    (``fixed_n_same_cost``, ``premature_rate_fixed``, ``premature_lift``,
-    ``premature_lift_ci_low`` / ``_high``, ``wee_lift``, ``bias_p90_lift``, ...).
-    It calls `llenergymeasure.analysis.learn.equal_cost_comparison`; once
-    `scoring.summarize` carries these columns on main, this function becomes
-    replay -> `scoring.score` -> `scoring.summarize`.
+    One row per setting with the columns of `scoring.summarize` (``fixed_n_same_cost``,
+    ``premature_rate_fixed``, ``premature_lift``, ``premature_lift_ci_low`` / ``_high``,
+    ``bias_p90_lift``, ...) and |WEE| in seconds, through
+    `llenergymeasure.analysis.learn.equal_cost_comparison` (which scores the stops with
+    `scoring.score` and `scoring.summarize`). Late starts: reference at iteration 100
+    or later (10 s of JMH).
     """
     rows = []
     for setting, k in stops.items():
-        rows.append({"setting": setting, **equal_cost_comparison(k, runs, seed=seed)})
+        rows.append({"setting": setting,
+                     **equal_cost_comparison(k, runs, seed=seed, late_start=LATE)})
     return pd.DataFrame(rows).set_index("setting")
 
 
@@ -321,12 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cols = ["mean_samples_used", "fixed_n_same_cost", "premature_rate", "premature_rate_fixed",
             "premature_lift", "premature_lift_ci_low", "premature_lift_ci_high",
             "premature_rate_late", "premature_rate_late_fixed",
-            "mean_abs_wee_s", "wee_lift", "bias_p90", "bias_p90_lift", "never_stopped_rate"]
+            "mean_abs_wee_s", "wee_s_lift", "bias_p90", "bias_p90_lift", "never_stopped_rate"]
     print(markdown(table[cols]))
     print("fold thresholds:", {s: sorted(set(oof[s]["threshold"])) for s in args.seeds})
     sweep_rows = []
     for th in THRESHOLD_GRID:
-        res = equal_cost_comparison(oof[first][f"stop_index@{th:g}"].tolist(), runs)
+        res = equal_cost_comparison(oof[first][f"stop_index@{th:g}"].tolist(), runs,
+                                    late_start=LATE)
         sweep_rows.append({"threshold": th, "cost": res["mean_samples_used"],
                            "premature_rate": res["premature_rate"],
                            "premature_lift": res["premature_lift"],
@@ -340,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     alt = patience_alternatives(runs)
     print(markdown(alt[["mean_samples_used", "premature_rate", "premature_rate_fixed",
                         "premature_lift", "premature_lift_ci_low", "premature_lift_ci_high",
-                        "wee_lift", "bias_p90_lift", "never_stopped_rate"]]))
+                        "wee_s_lift", "bias_p90_lift", "never_stopped_rate"]]))
     coefs = pd.Series(model.coef, index=list(model.features))
     print("default model", model.version, "threshold", model.threshold, "persistence",
           model.persistence, "window", model.window)

@@ -66,8 +66,11 @@ def test_stop_at_reference_is_never_premature() -> None:
     runs = [run_of(r, seed=i) for i, r in enumerate(refs)]
     res = equal_cost_comparison([r - 1 for r in refs], runs)
     assert res["premature_rate"] == 0.0
-    assert res["mean_abs_wee_s"] == 0.0
     n_fixed = round(np.mean(refs))
+    # the rule's |WEE| is 0 everywhere, so its lift is minus the fixed count's mean |WEE|
+    assert res["wee_lift"] == pytest.approx(-np.mean(np.abs(n_fixed - np.array(refs))))
+    assert res["mean_abs_wee_s"] == 0.0
+    assert res["wee_s_lift"] == pytest.approx(-0.1 * np.mean(np.abs(n_fixed - np.array(refs))))
     assert res["fixed_n_same_cost"] == n_fixed
     assert res["premature_rate_fixed"] == pytest.approx(np.mean(np.array(refs) > n_fixed))
     assert res["premature_lift"] == -res["premature_rate_fixed"]
@@ -169,7 +172,7 @@ def test_read_labelled_runs_and_reference_override(tmp_path: Path) -> None:
     over = read_labelled_runs(tmp_path / "c", reference=ref)
     assert [r.reference_start for r in over] == [20, None, 7, 60]
     ref.write_text("trace_id,run_id,reference_start\nb1,b1#fork0,2.5\n")
-    with pytest.raises(LearnError, match="row 2"):
+    with pytest.raises(LearnError, match="row 1: reference_start"):
         read_labelled_runs(tmp_path / "c", reference=ref)
     ref.write_text("trace_id,run_id,start\nb1,b1#fork0,3\n")
     with pytest.raises(LearnError, match="reference_start"):

@@ -93,35 +93,6 @@ class LabelledRun:
 
 
 # ----------------------------------------------------------------- reading
-def _read_reference(path: str | os.PathLike[str]) -> dict[tuple[str, str], int | None]:
-    """``(trace_id, run_id) -> reference_start`` from a reference CSV."""
-    p = Path(path)
-    try:
-        frame = pd.read_csv(p, dtype={"trace_id": str, "run_id": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise LearnError(f"reference file {p}: cannot be read ({exc})") from None
-    for col in ("trace_id", "run_id", "reference_start"):
-        if col not in frame.columns:
-            raise LearnError(f"reference file {p}: no column {col!r} (columns: "
-                             f"{', '.join(map(str, frame.columns))})")
-    out: dict[tuple[str, str], int | None] = {}
-    for i, row in enumerate(frame.itertuples(index=False)):
-        v = row.reference_start
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            ref = None
-        else:
-            try:
-                ref = int(v)
-            except (TypeError, ValueError):
-                raise LearnError(f"reference file {p}, row {i + 2}: reference_start {v!r} "
-                                 "is not an integer") from None
-            if ref != v or ref < -1:
-                raise LearnError(f"reference file {p}, row {i + 2}: reference_start {v!r} "
-                                 "must be an integer >= -1")
-        out[(str(row.trace_id), str(row.run_id))] = ref
-    return out
-
-
 def read_labelled_runs(
     inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Iterable[Any],
     *,
@@ -130,10 +101,10 @@ def read_labelled_runs(
 ) -> list[LabelledRun]:
     """Read the runs to train or evaluate on, with their reference starts.
 
-    The one place that turns inputs into runs: paths of trace files or folders (a
-    Traini corpus folder, holding ``timeseries/all``, is read with its labels), or
-    `Trace` objects. Trace ids are those replay gives
-    (`llenergymeasure.analysis.replay.trace_id_of`).
+    A view of the corpus (`llenergymeasure.analysis.corpus.Corpus.build`, the one place
+    that turns inputs into runs, with its trace ids) for training: paths of trace files
+    or folders (a Traini corpus folder, holding ``timeseries/all``, is read with its
+    labels), or `Trace` objects; `Corpus.with_reference` applies the reference file.
 
     Parameters
     ----------
@@ -148,52 +119,54 @@ def read_labelled_runs(
     Returns
     -------
     list of LabelledRun
-        In input order.
+        In corpus order.
 
     Raises
     ------
     LearnError
-        On a missing input, two traces with one id, or a bad reference file.
+        On a missing input, two traces with one id, a missing signal or a bad reference
+        file.
     """
-    from llenergymeasure.analysis.corpus import trace_id_of
+    from llenergymeasure.analysis.corpus import Corpus, CorpusError
     from llenergymeasure.traces.importers.traini import load_traini_corpus
-    from llenergymeasure.traces.io import load_traces
 
-    items: list[Any]
-    if isinstance(inputs, (str, os.PathLike)):
-        items = [inputs]
-    else:
-        items = list(inputs)
-    traces: list[Any] = []
+    items: list[Any] = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    expanded: list[Any] = []
     for item in items:
         if isinstance(item, (str, os.PathLike)):
             p = Path(item)
             if not p.exists():
                 raise LearnError(f"no such trace file or folder: {p}")
             if (p / "timeseries" / "all").is_dir():
-                traces.extend(load_traini_corpus(p))
-            else:
-                traces.extend(load_traces(p))
-        else:
-            traces.append(item)
-    refs = _read_reference(reference) if reference is not None else {}
+                expanded.extend(load_traini_corpus(p))
+                continue
+        expanded.append(item)
+    try:
+        corpus = Corpus.build(expanded, signals=(signal,))
+        if reference is not None:
+            corpus = corpus.with_reference(reference)
+    except CorpusError as exc:
+        raise LearnError(str(exc)) from None
     runs: list[LabelledRun] = []
-    seen: dict[str, int] = {}
-    for pos, tr in enumerate(traces):
-        tid = trace_id_of(tr)
-        if tid in seen:
-            raise LearnError(f"two traces have the id {tid!r} (inputs {seen[tid]} and {pos})")
-        seen[tid] = pos
-        for rid in tr.run_ids:
-            x = np.asarray(tr.samples(rid, signal=signal), dtype=np.float64)
-            t = np.asarray(tr.sample_times_s(rid), dtype=np.float64)
-            ref = tr.run_info(rid).reference_start
-            ref = refs.get((tid, str(rid)), ref)
-            if ref is not None and ref >= x.shape[0]:
-                raise LearnError(f"trace {tid!r} run {rid!r}: reference_start {ref} is beyond "
-                                 f"its {x.shape[0]} samples")
-            runs.append(LabelledRun(tid, str(rid), x, t, ref))
+    for rec in corpus:
+        x = rec.signal(signal)
+        times = rec.times if rec.times is not None else np.full(x.shape[0], np.nan)
+        runs.append(LabelledRun(rec.trace_id, rec.run_id, x, times, rec.reference_start))
     return runs
+
+
+def _corpus_of_runs(runs: Sequence[LabelledRun]) -> Any:
+    """The corpus of labelled runs for the scoring path (signal ``"x"``).
+
+    Runs are named by their position (trace id ``"<i>"``, run id ``"0"``): the
+    comparison pairs stops with runs by position, and the runs' own ids need not be
+    unique here.
+    """
+    from llenergymeasure.analysis.corpus import Corpus, RunRecord
+
+    return Corpus([RunRecord(str(i), "0", {"x": r.x}, r.times, reference_start=r.reference_start,
+                             source=f"labelled run {i} ({r.trace_id!r}, {r.run_id!r})")
+                   for i, r in enumerate(runs)])
 
 
 # ---------------------------------------------------------------- training
@@ -441,26 +414,12 @@ def cross_validate(
 
 
 # ------------------------------------------------------ equal-cost baseline
-def _per_run_scores(stops: NDArray[np.int64], runs: Sequence[LabelledRun]
-                    ) -> tuple[NDArray[np.float64], ...]:
-    n = len(runs)
-    used = np.empty(n)
-    prem = np.zeros(n, dtype=bool)
-    wee = np.full(n, np.nan)
-    bias = np.full(n, np.nan)
-    for i, (k, r) in enumerate(zip(stops.tolist(), runs, strict=True)):
-        ref = int(r.reference_start)  # type: ignore[arg-type]
-        size = r.x.shape[0]
-        used[i] = k + 1 if k >= 0 else size
-        if k < 0:
-            continue
-        prem[i] = k + 1 < ref
-        t_ref = float(r.times[ref - 1]) if ref > 0 else 0.0
-        wee[i] = abs(float(r.times[k]) - t_ref)
-        post = r.x[k + 1 :]
-        if post.size:
-            bias[i] = abs(float(post.mean()) / float(r.x[ref:].mean()) - 1.0)
-    return used, prem.astype(np.float64), wee, bias
+#: The keys of `equal_cost_comparison`: the columns of `scoring.summarize` it passes on.
+_SUMMARY_KEYS: tuple[str, ...] = (
+    "fixed_n_same_cost", "premature_rate", "premature_rate_fixed", "premature_lift",
+    "premature_lift_ci_low", "premature_lift_ci_high", "n_late", "premature_rate_late",
+    "premature_rate_late_fixed", "wee_lift", "bias_p90_lift", "never_stopped_rate",
+)
 
 
 def equal_cost_comparison(
@@ -470,18 +429,19 @@ def equal_cost_comparison(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
-    late_start: int = 100,
-) -> dict[str, float]:
+    late_start: int | None = None,
+) -> dict[str, Any]:
     r"""A rule's stops against the fixed count of the same mean cost on the same runs.
 
-    Only runs with a steady state count. The rule's cost is its mean samples used
-    ($k + 1$, or the whole run when it never stops); the fixed count
-    $n_f = \mathrm{round}(\text{mean cost})$ stops every run at index $n_f - 1$ (or
-    its last sample). A stop is premature when $k + 1 < r$. Lifts are rule minus
-    fixed (negative is better): the premature rate, with a paired percentile
-    bootstrap CI over runs; the mean |WEE| in seconds ($|t_k - t_{r-1}|$, over runs
-    where both stop); the 90th percentile of the absolute relative bias
-    $|\bar x_{k+1:} / \bar x_{r:} - 1|$.
+    The stops are scored by the package's one scoring path
+    (`llenergymeasure.analysis.scoring.score` and `summarize`); this function only turns
+    a list of stop indexes on labelled runs into that path's input. Only runs with a
+    steady state count. The rule's cost is its mean samples used ($k + 1$, or the whole
+    run when it never stops); the fixed count $n_f$ is that mean rounded. A stop is
+    premature when $k + 1 < r$. Lifts are rule minus fixed (negative is better): the
+    premature rate, with a paired percentile bootstrap CI over runs; the mean |WEE| in
+    samples (over runs where the rule stops); the 90th percentile of the absolute
+    relative bias $|\bar x_{k+1:} / \bar x_{r:} - 1|$.
 
     Parameters
     ----------
@@ -495,21 +455,26 @@ def equal_cost_comparison(
         Level of the CI.
     seed : int, default 0
         Seed of the resampling.
-    late_start : int, default 100
+    late_start : int, optional
         Runs whose reference start is at least this are "late" (where warmup really
-        matters; 100 iterations is 10 s of JMH): their premature rates are reported
-        apart.
+        matters): their premature rates are reported apart (default: scoring's
+        `LATE_START_SAMPLES`).
 
     Returns
     -------
     dict
-        ``n_runs``, ``mean_samples_used``, ``fixed_n_same_cost``, ``premature_rate``,
+        ``n_runs``, ``mean_samples_used``, and the `summarize` columns
+        ``fixed_n_same_cost``, ``premature_rate``, ``premature_rate_fixed``,
+        ``premature_lift``, ``premature_lift_ci_low``, ``premature_lift_ci_high``,
         ``n_late``, ``premature_rate_late``, ``premature_rate_late_fixed``,
-        ``premature_rate_fixed``, ``premature_lift``, ``premature_lift_ci_low``,
-        ``premature_lift_ci_high``, ``mean_abs_wee_s``, ``mean_abs_wee_s_fixed``,
-        ``wee_lift``, ``bias_p90``, ``bias_p90_fixed``, ``bias_p90_lift``,
-        ``never_stopped_rate`` (rates as fractions).
+        ``wee_lift`` (samples), ``bias_p90_lift``, ``never_stopped_rate``, and
+        ``versus_fixed`` (rates as fractions); from the same per-run scores,
+        ``mean_abs_wee_s`` / ``mean_abs_wee_s_fixed`` / ``wee_s_lift`` (|WEE| in
+        seconds, over runs where both stop) and ``bias_p90`` / ``bias_p90_fixed``
+        (over runs where both have a bias; their difference is ``bias_p90_lift``).
     """
+    from llenergymeasure.analysis import scoring
+
     k = np.asarray(stops, dtype=np.int64)
     if k.shape != (len(runs),):
         raise LearnError(f"{k.shape[0]} stops for {len(runs)} runs")
@@ -519,43 +484,42 @@ def equal_cost_comparison(
         raise LearnError("no run has a steady-state reference")
     sel = [runs[i] for i in keep]
     k = k[keep]
+    size = np.asarray([r.x.shape[0] for r in sel], dtype=np.int64)
     for i, (ki, r) in enumerate(zip(k.tolist(), sel, strict=True)):
         if ki >= r.x.shape[0]:
             raise LearnError(f"run {i} ({r.trace_id!r}, {r.run_id!r}): stop {ki} beyond its "
                              f"{r.x.shape[0]} samples")
-    used, prem, wee, bias = _per_run_scores(k, sel)
-    n_fixed = max(1, round(float(used.mean())))
-    kf = np.array([min(n_fixed, r.x.shape[0]) - 1 for r in sel], dtype=np.int64)
-    _, prem_f, wee_f, bias_f = _per_run_scores(kf, sel)
-    diff = prem - prem_f
-    lo = hi = math.nan
-    if n_resamples > 0:
-        rng = np.random.default_rng(seed)
-        draws = rng.integers(0, diff.shape[0], size=(n_resamples, diff.shape[0]))
-        boot = diff[draws].mean(axis=1)
-        a = (1.0 - confidence) / 2.0
-        lo, hi = (float(v) for v in np.quantile(boot, [a, 1.0 - a]))
-    late = np.array([r.reference_start >= late_start for r in sel])  # type: ignore[operator]
-    both = np.isfinite(wee) & np.isfinite(wee_f)
-    b90 = float(np.nanpercentile(bias, 90)) if np.isfinite(bias).any() else math.nan
-    b90f = float(np.nanpercentile(bias_f, 90))
-    return {
-        "n_runs": float(len(sel)),
-        "mean_samples_used": float(used.mean()),
-        "fixed_n_same_cost": float(n_fixed),
-        "premature_rate": float(prem.mean()),
-        "premature_rate_fixed": float(prem_f.mean()),
-        "premature_lift": float(diff.mean()),
-        "premature_lift_ci_low": lo,
-        "premature_lift_ci_high": hi,
-        "n_late": float(late.sum()),
-        "premature_rate_late": float(prem[late].mean()) if late.any() else math.nan,
-        "premature_rate_late_fixed": float(prem_f[late].mean()) if late.any() else math.nan,
-        "mean_abs_wee_s": float(wee[both].mean()) if both.any() else math.nan,
-        "mean_abs_wee_s_fixed": float(wee_f[both].mean()) if both.any() else math.nan,
-        "wee_lift": float(wee[both].mean() - wee_f[both].mean()) if both.any() else math.nan,
-        "bias_p90": b90,
-        "bias_p90_fixed": b90f,
-        "bias_p90_lift": b90 - b90f,
-        "never_stopped_rate": float(np.mean(k < 0)),
-    }
+    stopped = k >= 0
+    used = np.where(stopped, k + 1, size)
+    results = pd.DataFrame({
+        "trace_id": [str(i) for i in range(len(sel))],
+        "run_id": "0",
+        "spec": "rule",
+        "stop_index": pd.array(np.where(stopped, k, np.nan), dtype="Float64").astype("Int64"),
+        "samples_used": used,
+    })
+    corpus = _corpus_of_runs(sel)
+    scored = scoring.score(results, corpus, signal="x", n_resamples=0)
+    late = scoring.LATE_START_SAMPLES if late_start is None else late_start
+    row = scoring.summarize(scored, corpus=corpus, by=["spec"], confidence=confidence,
+                            n_resamples=n_resamples, seed=seed, late_start=late,
+                            signal="x").iloc[0]
+    out: dict[str, Any] = {"n_runs": float(len(sel)), "mean_samples_used": float(used.mean())}
+    for key in _SUMMARY_KEYS:
+        out[key] = float(row[key])
+    out["versus_fixed"] = str(row["versus_fixed"])
+    # The same per-run scores in seconds and as P90 levels (Traini's time model, for the
+    # tables of the learned rule's page): read off score() and fixed_count_scores().
+    fixed = scoring.fixed_count_scores(corpus, int(row["fixed_n_same_cost"]), signal="x")
+    wee_s = scored["abs_wee_s"].to_numpy(dtype=np.float64)
+    wee_s_fixed = np.abs(fixed["wee_s"].to_numpy(dtype=np.float64))
+    both = np.isfinite(wee_s) & np.isfinite(wee_s_fixed)
+    out["mean_abs_wee_s"] = float(wee_s[both].mean()) if both.any() else math.nan
+    out["mean_abs_wee_s_fixed"] = float(wee_s_fixed[both].mean()) if both.any() else math.nan
+    out["wee_s_lift"] = out["mean_abs_wee_s"] - out["mean_abs_wee_s_fixed"]
+    bias = np.abs(scored["relative_bias"].to_numpy(dtype=np.float64))
+    bias_fixed = np.abs(fixed["relative_bias"].to_numpy(dtype=np.float64))
+    both = np.isfinite(bias) & np.isfinite(bias_fixed)
+    out["bias_p90"] = float(np.quantile(bias[both], 0.9)) if both.any() else math.nan
+    out["bias_p90_fixed"] = float(np.quantile(bias_fixed[both], 0.9)) if both.any() else math.nan
+    return out

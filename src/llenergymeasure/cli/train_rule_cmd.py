@@ -47,7 +47,7 @@ def cmd_train_rule(args: argparse.Namespace) -> int:
                 f"{cmp['premature_rate_fixed']:.1%}, lift {100 * cmp['premature_lift']:+.1f} "
                 f"points (95% CI {100 * cmp['premature_lift_ci_low']:+.1f} to "
                 f"{100 * cmp['premature_lift_ci_high']:+.1f}); mean |WEE| lift "
-                f"{cmp['wee_lift']:+.1f} s; P90 |bias| lift {cmp['bias_p90_lift']:+.4f}"
+                f"{cmp['wee_s_lift']:+.1f} s; P90 |bias| lift {cmp['bias_p90_lift']:+.4f}"
             )
         model = train_learned_rule(runs, version=args.version, metadata=meta, **kwargs)
         model.save(out)
