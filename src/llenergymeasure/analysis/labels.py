@@ -73,7 +73,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llenergymeasure.analysis.corpus import REFERENCE_COLUMNS, Corpus, RunRecord
 from llenergymeasure.analysis.reference import TrainiParams, traini_label
-from llenergymeasure.criteria.base import Criterion, CriterionConfigError
+from llenergymeasure.criteria.base import Criterion, CriterionConfigError, first_minimum
+from llenergymeasure.criteria.mser5 import mser_curve
 from llenergymeasure.criteria.registry import (
     available_criteria,
     criterion_class,
@@ -259,32 +260,38 @@ def settle_start(x: ArrayLike, params: ConsensusParams | None = None) -> int:
 
 
 def median_of_members(members: dict[str, int | None]) -> int:
-    """The consensus of member starts: the lower median of those that give one; -1 if none."""
-    values = sorted(v for v in members.values() if v is not None and v >= 0)
+    """The consensus of member starts: the median of those that give one (the mean of the
+    middle two, rounded down, for an even count); -1 if none does."""
+    values = [v for v in members.values() if v is not None and v >= 0]
     if not values:
         return NO_STEADY_STATE
-    return int(values[(len(values) - 1) // 2])
+    return int(math.floor(np.median(values)))
 
 
 def _mser_member(arr: NDArray[np.float64], p: ConsensusParams) -> int | None:
+    """MSER's cut of the rolling median, its minimum taken over the first half of the cuts."""
     n = arr.shape[0]
     smooth = _rolling(arr, max(3, round(p.mser_window_fraction * n)), 0.5)
-    return make_criterion("mser5:batch_size=1,min_batches=3").truncate(smooth).index
+    curve = mser_curve(smooth)[: max(1, n // 2)]
+    if curve.size == 0:
+        return None
+    return first_minimum(curve, float(np.max(np.abs(smooth))))
 
 
 def consensus_label(x: ArrayLike, params: ConsensusParams | None = None,
                     **kwargs: Any) -> ConsensusLabel:
     r"""The consensus labeller: the median of several steady-state labellers.
 
-    Each member labels the run on its own; the label is the (lower) median of the
+    Each member labels the run on its own; the label is the median of the
     members that give a start, -1 when none does. The members:
 
     - `settle`: `settle_start`, an automatic form of Welch's (1983) graphical method;
     - `max_ess`: the cut of the `max_ess` criterion (Chodera 2016), the start that
       maximises the effective sample size of the rest;
-    - `mser`: White's (1997) MSER cut (`mser5` with batches of 1) of the rolling median
-      of the run (window `mser_window_fraction` $\cdot n$), so that isolated spikes do
-      not decide it.
+    - `mser`: White's (1997) MSER cut of the rolling median of the run (window
+      `mser_window_fraction` $\cdot n$, so that isolated spikes do not decide it), the
+      minimum of the MSER statistic (`mser_curve`) taken over the cuts in the first half
+      of the run, as White's rule keeps only those.
 
     A median of labellers that fail in different ways is robust to any one of them being
     far off (the usual failure of a single labeller on spiky benchmark series). It was
