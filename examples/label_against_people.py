@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(x: np.ndarray):  # noqa: ANN202 - a RunRecord
+def _run(x: np.ndarray):
     from llenergymeasure.analysis.corpus import RunRecord
 
     return RunRecord("fork", "0", {"latency_ms": x})

@@ -61,7 +61,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -265,7 +265,7 @@ def median_of_members(members: dict[str, int | None]) -> int:
     values = [v for v in members.values() if v is not None and v >= 0]
     if not values:
         return NO_STEADY_STATE
-    return int(math.floor(np.median(values)))
+    return math.floor(float(np.median(values)))
 
 
 def _mser_member(arr: NDArray[np.float64], p: ConsensusParams) -> int | None:
