@@ -153,9 +153,10 @@ def expand_inputs(paths: Iterable[str]) -> list[Path]:
 
 
 def load_inputs(paths: Iterable[str], fmt: str | None = None, *, keep_going: bool = False,
-                quiet: bool = False) -> list[Any]:
+                quiet: bool = False, with_paths: bool = False) -> list[Any]:
     """Load the traces of files and folders; a bad file stops with its name unless
-    ``keep_going``, which reports and skips it.
+    ``keep_going``, which reports and skips it. ``with_paths`` returns ``(file, trace)``
+    pairs instead of traces.
 
     Each trace's `trace_id` follows the corpus rule (`analysis.corpus.Corpus.build`):
     a file given by name is its stem; a file found in a folder is its path relative to
@@ -190,7 +191,7 @@ def load_inputs(paths: Iterable[str], fmt: str | None = None, *, keep_going: boo
             continue
         if tid is not None:
             trace.trace_id = tid
-        traces.append(trace)
+        traces.append((f, trace) if with_paths else trace)
     if skipped:
         print(f"skipped {len(skipped)} bad file(s): {', '.join(skipped)}")
     if not traces:
