@@ -305,6 +305,28 @@ def test_compare_runs_without_traces_when_the_results_carry_the_scores(trace_dir
     assert a["bias_ci_low"].isna().all() and b["bias_ci_low"].notna().any()
 
 
+def test_compare_reference_file_without_resamples(trace_dir, tmp_path):
+    """--reference with --n-resamples 0 scores against the file (no bias CIs), as with CIs."""
+    from llenergymeasure.analysis.corpus import Corpus
+
+    res = tmp_path / "r.parquet"
+    assert main(["replay", str(trace_dir), "-c", "fixed_count:n=50", "-o", str(res), "-q"]) == 0
+    keys = Corpus.build(trace_dir).keys()
+    ref = tmp_path / "ref.csv"
+    ref.write_text("trace_id,run_id,reference_start\n"
+                   + "".join(f"{t},{r},60\n" for t, r in keys))
+    for n in ("0", "20"):
+        assert main(["compare", str(res), "--traces", str(trace_dir), "--reference", str(ref),
+                     "-o", str(tmp_path / n), "--n-resamples", n, "-q"]) == 0
+    a = pd.read_parquet(tmp_path / "0" / "scored.parquet")
+    b = pd.read_parquet(tmp_path / "20" / "scored.parquet")
+    assert (a["reference_start"] == 60).all()
+    # a fixed count of 50 stops before a reference start of 60: premature everywhere
+    assert a["premature"].all() and (a["wee"] == -10).all()
+    assert a["outcome"].tolist() == b["outcome"].tolist()
+    assert a["bias_ci_low"].isna().all() and b["bias_ci_low"].notna().any()
+
+
 def test_compare_chunked_scoring_equals_one_call(trace_dir, tmp_path):
     from llenergymeasure.analysis import scoring
     from llenergymeasure.traces import load_traces

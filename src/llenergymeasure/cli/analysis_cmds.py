@@ -202,10 +202,11 @@ def _latex_columns(text: str) -> dict[str, str]:
 
 def _score_rows(results: pd.DataFrame, traces: list[Any] | None, args: argparse.Namespace
                 ) -> pd.DataFrame:
-    """Score the rows, with bootstrap CIs of the bias when the traces are given."""
+    """Score the rows against the traces (bias CIs unless `--n-resamples 0`), or from the
+    results table alone when no traces are given."""
     from llenergymeasure.analysis import scoring
 
-    if traces is None or args.n_resamples == 0:
+    if traces is None:
         return _score_from_results(results, args.band)
     keys = results["trace_id"].astype(str)
     parts: list[pd.DataFrame] = []
