@@ -28,8 +28,11 @@ Candidate space
   replayed at the cost of one evaluation (`StopRule.sweep`). Criteria listed in
   `llenergymeasure.analysis.demo.EXCLUDED_CRITERIA` (the `learned` rule, whose default
   model is trained on the Traini corpus) are left out unless named in `families`;
-- **time floors**: `all_of(<base setting>, min_duration:seconds=S)` for every family's
-  base settings and $S \in$ `DEFAULT_FLOORS_S` (only when every run has sample times);
+- **time floors**: `all_of(<base setting>, min_duration:seconds=S)` for the base
+  settings of every family of `cost_class="light"` (`FLOOR_COST_CLASSES`; a floored
+  setting is a composite, evaluated whole rather than swept, which on a moderate family
+  costs minutes on 300 runs) and $S \in$ `DEFAULT_FLOORS_S` (only when every run has
+  sample times);
 - **caps**: every adaptive setting above with `max_prompts` in `DEFAULT_CAPS` (those
   below $L$) and $L$ itself (no effective cap on the recorded runs).
 
@@ -78,10 +81,10 @@ The final setting is the procedure applied to all runs. The recommendation is:
   `"adaptive"`);
 - a fixed count otherwise (status `"fixed"`): when the pick is itself a fixed count, or
   when the adaptive pick does not beat the fixed count of the same cost. The fixed count
-  recommended is the cheapest one meeting the limits on all runs (else the equal-cost
-  count, with the limits it misses);
-- when no candidate meets the limits on all runs (status `"none_meets"`), the one that
-  misses them least, with the limits it misses, said plainly.
+  recommended is the procedure's pick among the fixed counts alone (the cheapest one
+  meeting the limits, else the one closest to them);
+- when no candidate meets the limits on all runs, the same rules apply to the one that
+  misses them least (`meets_limits` is False and the text names the limits missed).
 
 References
 ----------
@@ -135,6 +138,7 @@ __all__ = [
     "DEFAULT_CAPS",
     "DEFAULT_FLOORS_S",
     "DEFAULT_STEPS",
+    "FLOOR_COST_CLASSES",
     "Candidate",
     "Recommendation",
     "RecommendError",
@@ -152,12 +156,14 @@ DEFAULT_STEPS: tuple[float, ...] = tuple(2.0 ** (k / 2) for k in range(-4, 5))
 DEFAULT_FLOORS_S: tuple[float, ...] = (5.0, 30.0, 60.0)
 #: Caps (`max_prompts`) applied to every adaptive setting, besides the longest run.
 DEFAULT_CAPS: tuple[int, ...] = (100, 300, 1000)
+#: Cost classes of the families whose base settings get time floors by default.
+FLOOR_COST_CLASSES: tuple[str, ...] = ("light",)
 #: `min_prompts` of the adaptive candidates (the `WarmupConfig` default).
 DEFAULT_MIN_PROMPTS = 5
 #: Number of fixed counts in the default space (geometric from 1 to the longest run).
 N_FIXED_COUNTS = 48
 
-Status = Literal["adaptive", "fixed", "none_meets"]
+Status = Literal["adaptive", "fixed"]
 
 
 class RecommendError(ValueError):
@@ -296,6 +302,7 @@ def candidate_space(
     caps: Sequence[int] = DEFAULT_CAPS,
     times: bool = True,
     min_prompts: int = DEFAULT_MIN_PROMPTS,
+    floor_classes: Sequence[str] = FLOOR_COST_CLASSES,
 ) -> list[Candidate]:
     """The documented space of warmup settings `recommend` chooses from.
 
@@ -326,6 +333,10 @@ def candidate_space(
         (`needs_time`) and the floors are left out.
     min_prompts : int, default 5
         `min_prompts` of the adaptive candidates.
+    floor_classes : sequence of str, default `FLOOR_COST_CLASSES` (`("light",)`)
+        Cost classes of the families that get time floors: a floored setting is a
+        composite, evaluated whole rather than swept, and on a moderate family it costs
+        about 0.2 s per 3,000-sample run (`("light", "moderate")` adds them).
 
     Returns
     -------
@@ -360,7 +371,7 @@ def candidate_space(
             for spec in _swept(base, steps):
                 out.extend(c for cap in cap_values
                            if (c := _adaptive(spec, cap, "family", name, None, min_prompts)))
-            if not times:
+            if not times or criterion_class(name).cost_class not in floor_classes:
                 continue
             for s in floors_s:
                 spec = f"all_of({base},min_duration:seconds={float(s)!r})"
@@ -558,11 +569,16 @@ class Recommendation:
         The recommended setting, ready for `warmup_until_converged`.
     setting : str
         Its label (criterion spec and cap, or `fixed_count:n=N`).
-    status : {"adaptive", "fixed", "none_meets"}
-        An adaptive rule that beats the fixed count; a fixed count; or nothing meets
-        the limits (the setting is the one that misses them least).
+    status : {"adaptive", "fixed"}
+        An adaptive rule that beats the fixed count of the same cost, or a fixed count.
+    meets_limits : bool
+        Whether the setting meets both limits on all runs (False: nothing in the space
+        meets them, and the setting is the one closest to them).
     reason : str
-        Why, in one or two plain sentences.
+        Why, in a few plain sentences.
+    procedure_pick : str
+        What the selection procedure picked on all runs (the setting itself, unless
+        an adaptive pick was replaced by a fixed count).
     max_premature, max_bias : float
         The limits.
     cost_unit : {"samples", "seconds"}
@@ -595,7 +611,9 @@ class Recommendation:
     config: WarmupConfig
     setting: str
     status: Status
+    meets_limits: bool
     reason: str
+    procedure_pick: str
     max_premature: float
     max_bias: float
     cost_unit: str
@@ -616,8 +634,10 @@ class Recommendation:
         u = "samples" if self.cost_unit == "samples" else "s"
         pct = _pct
         o, f, s = self.oof, self.fixed, self.selected
-        head = {"adaptive": "Use the adaptive rule", "fixed": "Use a fixed warmup count",
-                "none_meets": "No setting meets the limits; closest"}[self.status]
+        head = {"adaptive": "Use the adaptive rule", "fixed": "Use a fixed warmup count"}[
+            self.status]
+        if not self.meets_limits:
+            head += " (no setting meets the limits; this one is the closest)"
         lines = [f"{head}: {self.setting}", "", self.reason, ""]
         excl = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.n_excluded.items() if v)
         lines.append(
@@ -677,6 +697,10 @@ class Recommendation:
                                                                 encoding="utf-8")
             return out
         return self.config.to_file(p, comment=self.provenance(), overwrite=overwrite)
+
+
+_VERSUS = {"worse": "worse than", "not distinguishable": "not distinguishable from",
+           "unknown": "not compared (no bootstrap CI) with", "better": "better than"}
 
 
 def _pct(x: float) -> str:
@@ -1030,31 +1054,35 @@ def recommend(
     pick = _select(tab, everything, fixed, max_premature, max_bias)
     table = _candidate_table(tab, cands, runs, max_premature, max_bias)
     chosen = pick.index
-    if not pick.meets:
-        status: Status = "none_meets"
-        reason = (f"No candidate meets both limits on the {len(runs)} runs; this is the one "
-                  "that misses them least. Relax --max-premature / --max-bias, or label "
-                  "longer runs.")
-    elif fixed[chosen]:
-        status = "fixed"
-        reason = ("A fixed count is the cheapest setting that meets the limits: no adaptive "
-                  "setting meeting them costs less, so use the fixed count.")
-    elif versus == "better":
-        status = "adaptive"
-        reason = (f"It is the cheapest setting meeting the limits, and out of fold the "
-                  f"selection stops prematurely less often than the fixed count of the same "
-                  f"cost (fixed_count:n={n_fixed}); the CI of the difference lies below 0.")
-    else:
+    lift_txt = (f"premature-rate lift {100 * d.mean():+.1f} points, 95% CI "
+                f"{100 * lift_ci[0]:+.1f} to {100 * lift_ci[1]:+.1f}")
+    none_txt = ("No candidate meets both limits on the {} runs (relax --max-premature / "
+                "--max-bias, or record longer runs). ").format(len(runs))
+    if not fixed[chosen] and versus == "better":
+        status: Status = "adaptive"
+        reason = (("" if pick.meets else none_txt + "This adaptive setting misses them "
+                   "least. ") + ("It is the cheapest setting meeting the limits. "
+                                 if pick.meets else "")
+                  + "Out of fold the selection stops prematurely less often than the fixed "
+                  f"count of the same cost, fixed_count:n={n_fixed} ({lift_txt}: below 0).")
+    elif not fixed[chosen]:
         status = "fixed"
         fpick = _select(tab, everything, fixed, max_premature, max_bias, among=fixed)
-        adaptive_label = cands[chosen].label
-        chosen = fpick.index if fpick.meets else _fixed_index(cands, n_fixed)
-        reason = (f"The cheapest setting meeting the limits is adaptive ({adaptive_label}), "
-                  "but it does not beat a fixed count: out of fold the selection is "
-                  f"{versus} from fixed_count:n={n_fixed} of the same cost (premature lift CI "
-                  "not below 0). Use the fixed count.")
-        if not fpick.meets:
-            reason += " No fixed count meets the limits; this is the equal-cost one."
+        what = "cheapest setting meeting the limits" if pick.meets else \
+            "setting closest to the limits"
+        reason = ((none_txt if not pick.meets else "")
+                  + f"The {what} is adaptive ({cands[chosen].label}), but it does not beat a "
+                  f"fixed count: out of fold the selection is {_VERSUS[versus]} "
+                  f"fixed_count:n={n_fixed} of the same cost ({lift_txt}, not below 0). "
+                  + ("Use this fixed count, the cheapest one meeting the limits."
+                     if fpick.meets else "Use this fixed count, the one closest to the limits "
+                     "(no fixed count meets them)."))
+        chosen = fpick.index
+    else:
+        status = "fixed"
+        reason = ("A fixed count is the cheapest setting that meets the limits: no adaptive "
+                  "setting meeting them costs less. Use the fixed count." if pick.meets else
+                  none_txt + "The setting closest to them is this fixed count.")
     c = cands[chosen]
     row = table.iloc[chosen]
     selected = {
@@ -1066,19 +1094,13 @@ def recommend(
                           max_premature, max_bias),
     }
     return Recommendation(
-        config=c.config, setting=c.label, status=status, reason=reason,
+        config=c.config, setting=c.label, status=status, meets_limits=not selected["misses"],
+        reason=reason, procedure_pick=cands[pick.index].label,
         max_premature=float(max_premature), max_bias=float(max_bias), cost_unit=cost,
         selected=selected, oof=oof, fixed=fixed_cmp, fold_picks=fold_picks, folds=folds,
         seed=seed, candidates=table, n_runs=len(runs), n_traces=len(trace_ids),
         n_excluded=excluded, runtime_s=time.perf_counter() - t0,
     )
-
-
-def _fixed_index(cands: list[Candidate], n: int) -> int:
-    """Index of the fixed count nearest to `n` among the candidates."""
-    best = min((i for i, c in enumerate(cands) if c.is_fixed),
-               key=lambda i: (abs(cands[i].cap - n), cands[i].cap))
-    return best
 
 
 def _candidate_table(tab: _Table, cands: list[Candidate], runs: Corpus, max_premature: float,
