@@ -140,8 +140,10 @@ __all__ = [
     "DEFAULT_STEPS",
     "FLOOR_COST_CLASSES",
     "Candidate",
-    "Recommendation",
+    "Figures",
+    "FixedComparison",
     "RecommendError",
+    "Recommendation",
     "candidate_space",
     "grouped_folds",
     "read_candidates",
@@ -454,7 +456,7 @@ def read_candidates(path: str | os.PathLike[str]) -> list[Candidate]:
 
 def _given(spec: str) -> Candidate:
     """A candidate from a spec string (its cap set later to the longest run)."""
-    return Candidate.of(WarmupConfig(criterion=spec, max_prompts=10**9))
+    return Candidate.of(WarmupConfig(criterion=make_criterion(spec).spec, max_prompts=10**9))
 
 
 # ------------------------------------------------------------------------ folds
@@ -1056,8 +1058,8 @@ def recommend(
     chosen = pick.index
     lift_txt = (f"premature-rate lift {100 * d.mean():+.1f} points, 95% CI "
                 f"{100 * lift_ci[0]:+.1f} to {100 * lift_ci[1]:+.1f}")
-    none_txt = ("No candidate meets both limits on the {} runs (relax --max-premature / "
-                "--max-bias, or record longer runs). ").format(len(runs))
+    none_txt = (f"No candidate meets both limits on the {len(runs)} runs (relax "
+                "--max-premature / --max-bias, or record longer runs). ")
     if not fixed[chosen] and versus == "better":
         status: Status = "adaptive"
         reason = (("" if pick.meets else none_txt + "This adaptive setting misses them "
