@@ -261,6 +261,7 @@ def test_a_reference_frame_supplies_the_labels():
     ({"folds": 1}, "folds"),
     ({"folds": 13}, "13 folds need at least 13 labelled traces"),
     ({"cost": "joules"}, "cost"),
+    ({"band": "5 parsecs"}, "band"),
 ])
 def test_bad_limits_raise_naming_the_problem(detectable, kwargs, match):
     with pytest.raises(RecommendError, match=match):

@@ -606,7 +606,8 @@ class Recommendation:
     n_runs, n_traces : int
         Labelled runs and their traces used.
     n_excluded : dict of str to int
-        Runs left out: `"no_label"` (unknown start), `"no_steady_state"` (start -1).
+        Runs left out: `"no_label"` (unknown start), `"no_steady_state"` (start -1),
+        `"no_samples"` (labelled but empty).
     runtime_s : float
         Wall time of `recommend`.
     """
@@ -737,9 +738,11 @@ def _labelled(corpus: Any, reference: Any) -> tuple[Corpus, dict[str, int]]:
         raise RecommendError(str(exc)) from exc
     unknown = sum(r.reference_start is None for r in c)
     never = sum(r.reference_start is not None and r.reference_start < 0 for r in c)
+    empty = sum(r.n == 0 and r.reference_start is not None and r.reference_start >= 0
+                for r in c)
     kept = Corpus(r for r in c if r.reference_start is not None and r.reference_start >= 0
                   and r.n > 0)
-    excluded = {"no_label": unknown, "no_steady_state": never}
+    excluded = {"no_label": unknown, "no_steady_state": never, "no_samples": empty}
     if unknown or never:
         logger.info("recommend: %d runs without a label and %d labelled as never steady are "
                     "left out; %d runs used", unknown, never, len(kept))
@@ -998,6 +1001,11 @@ def recommend(
     """
     t0 = time.perf_counter()
     _check_limits(max_premature, max_bias, folds, cost, n_resamples)
+    if band is not None:
+        try:
+            scoring.Band.parse(band)
+        except scoring.ScoringError as exc:
+            raise RecommendError(str(exc)) from exc
     runs, excluded = _labelled(corpus, reference)
     fold_of = grouped_folds(runs.trace_ids, folds, seed)
     longest = max(r.n for r in runs)
