@@ -520,6 +520,6 @@ def equal_cost_comparison(
     bias = np.abs(scored["relative_bias"].to_numpy(dtype=np.float64))
     bias_fixed = np.abs(fixed["relative_bias"].to_numpy(dtype=np.float64))
     both = np.isfinite(bias) & np.isfinite(bias_fixed)
-    out["bias_p90"] = float(np.quantile(bias[both], 0.9)) if both.any() else math.nan
-    out["bias_p90_fixed"] = float(np.quantile(bias_fixed[both], 0.9)) if both.any() else math.nan
+    out["bias_p90"] = scoring.p90_abs(bias[both])
+    out["bias_p90_fixed"] = scoring.p90_abs(bias_fixed[both])
     return out

@@ -778,7 +778,7 @@ def _stops(corpus: Corpus, cands: list[Candidate], executor: cf.Executor | None,
         cols = {s: np.full(len(corpus), np.nan) for s in specs}
         rows = np.asarray([pos[(str(t), str(r))] for t, r in
                            zip(frame["trace_id"], frame["run_id"], strict=True)])
-        k = scoring._numbers(frame["stop_index"])
+        k = scoring.numbers(frame["stop_index"])
         spec_col = frame["spec"].to_numpy()
         for s in specs:
             sel = spec_col == s
@@ -1045,7 +1045,7 @@ def recommend(
         n_runs=len(runs), n_traces=len(trace_ids),
         cost=float(o_cost.mean()), cost_ci=_boot_ci(o_cost, weights, "mean"),
         premature_rate=float(o_prem.mean()), premature_ci=_boot_ci(o_prem, weights, "mean"),
-        p90_abs_bias=scoring._p90(o_bias), p90_abs_bias_ci=_boot_ci(o_bias, weights, "p90"),
+        p90_abs_bias=scoring.p90_abs(o_bias), p90_abs_bias_ci=_boot_ci(o_bias, weights, "p90"),
         never_stopped_rate=float(tab.never[oof_pick, cols].mean()),
     )
     rows = tab.scored.iloc[oof_pick * len(runs) + cols].copy()
@@ -1055,7 +1055,7 @@ def recommend(
     r = np.asarray([x.reference_start for x in runs], dtype=np.float64)
     d = o_prem - (n_fixed < r).astype(np.float64)
     lift_ci = _boot_ci(d, weights, "mean")
-    versus = scoring._versus(*lift_ci)
+    versus = scoring.versus_verdict(*lift_ci)
     fixed_cmp = FixedComparison(
         fixed_n_same_cost=n_fixed, premature_rate=oof.premature_rate,
         premature_rate_fixed=float(summ["premature_rate_fixed"]),

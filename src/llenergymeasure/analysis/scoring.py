@@ -66,11 +66,14 @@ __all__ = [
     "effect_size",
     "fixed_count_frontier",
     "fixed_count_scores",
+    "numbers",
+    "p90_abs",
     "pareto_front",
     "percentile_ci",
     "row_scores",
     "score",
     "summarize",
+    "versus_verdict",
 ]
 
 logger = logging.getLogger(__name__)
@@ -367,7 +370,8 @@ def _combine(k: NDArray[np.float64], r: NDArray[np.float64], t_k: NDArray[np.flo
     return wee, waste, bias
 
 
-def _numbers(col: Any) -> NDArray[np.float64]:
+def numbers(col: Any) -> NDArray[np.float64]:
+    """A column as float64 (NaN for missing or non-numeric cells, e.g. `<NA>` stops)."""
     return pd.to_numeric(pd.Series(col), errors="coerce").to_numpy(dtype=np.float64,
                                                                    na_value=np.nan)
 
@@ -395,11 +399,11 @@ def row_scores(frame: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ScoringError(f"the frame has no {missing[0]!r} column, needed to derive the "
                            "scores (pass a replay or scored frame)")
-    wee, waste, bias = _combine(*(_numbers(frame[c]) for c in need[:2]),
-                                _numbers(frame["stop_time_s"]),
-                                _numbers(frame["reference_start_s"]),
-                                _numbers(frame["post_stop_mean"]),
-                                _numbers(frame["reference_mean"]))
+    wee, waste, bias = _combine(*(numbers(frame[c]) for c in need[:2]),
+                                numbers(frame["stop_time_s"]),
+                                numbers(frame["reference_start_s"]),
+                                numbers(frame["post_stop_mean"]),
+                                numbers(frame["reference_mean"]))
     return pd.DataFrame({
         "wee": pd.array(np.where(np.isfinite(wee), wee, np.nan), dtype="Float64").astype("Int64"),
         "wee_s": waste, "abs_wee_s": np.abs(waste), "relative_bias": bias,
@@ -496,10 +500,10 @@ def score(
         run = corpus.positions(results["trace_id"], results["run_id"])
     except CorpusError as exc:
         raise ScoringError(str(exc)) from exc
-    k = _numbers(results["stop_index"])
+    k = numbers(results["stop_index"])
     ref = store.ref[run]
     if "reference_start" in results.columns:
-        given = _numbers(results["reference_start"])
+        given = numbers(results["reference_start"])
         ref = np.where(np.isfinite(given), given, ref)
     n = store.n[run]
     bad = np.isfinite(k) & ((k < 0) | (k >= n))
@@ -592,7 +596,10 @@ def _mean_ci(d: NDArray[np.float64], confidence: float, n_resamples: int,
     return float(lo), float(hi)
 
 
-def _p90(v: NDArray[np.float64]) -> float:
+def p90_abs(v: ArrayLike) -> float:
+    """The 90th percentile of `|v|` over its finite values (NaN when there are none): the
+    "P90 |relative bias|" of every comparison."""
+    v = np.asarray(v, dtype=np.float64)
     v = v[np.isfinite(v)]
     return float(np.quantile(np.abs(v), 0.9)) if v.size else math.nan
 
@@ -652,7 +659,10 @@ def _fixed(store: _Store, corpus: Corpus, n: Any, trace_ids: Any, run_ids: Any,
     })
 
 
-def _versus(lo: float, hi: float) -> str:
+def versus_verdict(lo: float, hi: float) -> str:
+    """The verdict on a lift's CI `[lo, hi]` (setting minus fixed count, negative better):
+    "better" when it lies below 0, "worse" above, "not distinguishable" when it holds 0,
+    "unknown" without a CI."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "unknown"
     if hi < 0:
@@ -735,7 +745,7 @@ def summarize(
         for m in metrics:
             if m not in g.columns:
                 continue
-            v = _numbers(g[m])
+            v = numbers(g[m])
             fin = v[np.isfinite(v)]
             rec[f"median_{m}"] = float(np.median(fin)) if fin.size else math.nan
             rec[f"iqr_{m}"] = (
@@ -767,12 +777,12 @@ def _equal_cost(ref: pd.DataFrame, prem: NDArray[np.bool_], store: _Store | None
     out["n_late"] = 0
     if not len(ref):
         return out
-    r = _numbers(ref["reference_start"])
-    n_fixed = max(1, math.floor(float(_numbers(ref["samples_used"]).mean()) + 0.5))
+    r = numbers(ref["reference_start"])
+    n_fixed = max(1, math.floor(float(numbers(ref["samples_used"]).mean()) + 0.5))
     prem_fixed = n_fixed < r
     d = prem.astype(np.float64) - prem_fixed.astype(np.float64)
     lo, hi = _mean_ci(d, confidence, n_resamples, seed)
-    wee = _numbers(ref["wee"])
+    wee = numbers(ref["wee"])
     stopped = np.isfinite(wee)
     out.update(
         fixed_n_same_cost=n_fixed,
@@ -782,7 +792,7 @@ def _equal_cost(ref: pd.DataFrame, prem: NDArray[np.bool_], store: _Store | None
         premature_lift_ci_high=hi,
         wee_lift=(float(np.abs(wee[stopped]).mean() - np.abs(n_fixed - r[stopped]).mean())
                   if stopped.any() else math.nan),
-        versus_fixed=_versus(lo, hi),
+        versus_fixed=versus_verdict(lo, hi),
     )
     late = r >= late_start
     out["n_late"] = int(late.sum())
@@ -791,10 +801,11 @@ def _equal_cost(ref: pd.DataFrame, prem: NDArray[np.bool_], store: _Store | None
         out["premature_rate_late_fixed"] = float(prem_fixed[late].mean())
     if store is not None and corpus is not None:
         fx = _fixed(store, corpus, n_fixed, ref["trace_id"].tolist(), ref["run_id"].tolist(), r)
-        bias = _numbers(ref["relative_bias"])
+        bias = numbers(ref["relative_bias"])
         both = np.isfinite(bias) & np.isfinite(fx["relative_bias"].to_numpy())
         if both.any():
-            out["bias_p90_lift"] = _p90(bias[both]) - _p90(fx["relative_bias"].to_numpy()[both])
+            fixed_bias = fx["relative_bias"].to_numpy()[both]
+            out["bias_p90_lift"] = p90_abs(bias[both]) - p90_abs(fixed_bias)
     return out
 
 
@@ -880,7 +891,7 @@ def fixed_count_frontier(
             else math.nan,
             "median_abs_wee_s": float(np.nanmedian(np.abs(ws))) if np.isfinite(ws).any()
             else math.nan,
-            "p90_abs_bias": _p90(fx["relative_bias"].to_numpy()),
+            "p90_abs_bias": p90_abs(fx["relative_bias"].to_numpy()),
         })
     return pd.DataFrame(rows)
 

@@ -24,6 +24,7 @@ __all__ = [
     "load_inputs",
     "nonnegative_int",
     "positive_int",
+    "process_pool",
     "progress",
     "trace_files",
 ]
@@ -197,3 +198,22 @@ def load_inputs(paths: Iterable[str], fmt: str | None = None, *, keep_going: boo
     if not traces:
         raise CliInputError(f"no trace found in {', '.join(paths)}")
     return traces
+
+
+def _ignore_sigint() -> None:  # pragma: no cover - runs in worker processes
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def process_pool(jobs: int) -> Any:
+    """A `ProcessPoolExecutor` of `jobs` workers for `--jobs`, or None for one job.
+
+    The workers ignore Ctrl-C: the main process handles it (exit 130, no traceback per
+    worker). The caller shuts the pool down.
+    """
+    if jobs <= 1:
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)

@@ -25,6 +25,7 @@ from llenergymeasure.cli._common import (
     load_inputs,
     nonnegative_int,
     positive_int,
+    process_pool,
     progress,
 )
 
@@ -73,21 +74,6 @@ def _write_results(df: pd.DataFrame, out: Path) -> None:
         df.to_parquet(out)
 
 
-def _ignore_sigint() -> None:  # pragma: no cover - runs in worker processes
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _executor(jobs: int) -> Any:
-    if jobs <= 1:
-        return None
-    from concurrent.futures import ProcessPoolExecutor
-
-    # Workers ignore Ctrl-C: the main process handles it (no traceback per worker).
-    return ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
-
-
 def _chunks(traces: list[Any], runs_per_chunk: int) -> list[tuple[Any, int]]:
     """(trace restricted to a few runs, number of runs), trace ids fixed from the whole
     list so that every chunk names its rows as one replay of everything would."""
@@ -127,7 +113,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                          quiet=args.quiet)
     chunks = _chunks(traces, max(8, 4 * args.jobs))
     total = sum(n for _, n in chunks)
-    pool = _executor(args.jobs)
+    pool = process_pool(args.jobs)
     frames: list[pd.DataFrame] = []
     done = 0
     try:

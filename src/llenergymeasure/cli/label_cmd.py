@@ -13,7 +13,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.cli._common import CliInputError, load_inputs, positive_int, progress
+from llenergymeasure.cli._common import (
+    CliInputError,
+    load_inputs,
+    positive_int,
+    process_pool,
+    progress,
+)
 
 __all__ = ["register"]
 
@@ -40,7 +46,6 @@ def _target(path: Path, trace_id: str, folder: Path | None) -> Path:
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
-    from concurrent.futures import ProcessPoolExecutor
 
     from llenergymeasure.analysis.corpus import Corpus, trace_id_of
     from llenergymeasure.analysis.labels import (
@@ -50,7 +55,6 @@ def _cmd_label(args: argparse.Namespace) -> int:
         make_labeller,
         write_labels,
     )
-    from llenergymeasure.cli.analysis_cmds import _ignore_sigint
     from llenergymeasure.traces import save_trace
 
     out = Path(args.out)
@@ -82,8 +86,7 @@ def _cmd_label(args: argparse.Namespace) -> int:
             raise CliInputError("two traces would be written to the same file in "
                                 f"{folder}: their trace ids differ only in the suffix")
     corpus = Corpus.build(traces)
-    pool = (ProcessPoolExecutor(max_workers=args.jobs, initializer=_ignore_sigint)
-            if args.jobs > 1 else None)
+    pool = process_pool(args.jobs)
     try:
         with progress(total=len(corpus), desc="labelling", unit="run",
                       quiet=args.quiet) as bar:

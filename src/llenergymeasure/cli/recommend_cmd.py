@@ -15,7 +15,13 @@ import logging
 import math
 from pathlib import Path
 
-from llenergymeasure.cli._common import CliInputError, load_inputs, nonnegative_int, positive_int
+from llenergymeasure.cli._common import (
+    CliInputError,
+    load_inputs,
+    nonnegative_int,
+    positive_int,
+    process_pool,
+)
 
 __all__ = ["register"]
 
@@ -67,11 +73,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         raise CliInputError(f"no reference file {reference}")
     traces = load_inputs(args.traces, args.format, keep_going=args.keep_going, quiet=args.quiet)
     corpus = Corpus.build(traces)
-    pool = None
-    if args.jobs > 1:
-        from llenergymeasure.cli.analysis_cmds import _executor
-
-        pool = _executor(args.jobs)
+    pool = process_pool(args.jobs)
     try:
         rec = recommend(corpus, reference, candidates=candidates,
                         max_premature=args.max_premature, max_bias=args.max_bias,
