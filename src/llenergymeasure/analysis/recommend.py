@@ -520,6 +520,11 @@ class Figures:
         90th percentile of |relative bias| over the runs where the setting stopped.
     never_stopped_rate : float
         Share of runs on which it never stopped.
+    n_stopped : int
+        Runs on which it stopped.
+    n_bias_measured : int
+        Stopped runs whose bias was measured: all but those that leave fewer than
+        `measure_samples` samples after the stop (fewer than one without it).
     """
 
     n_runs: int
@@ -531,6 +536,8 @@ class Figures:
     p90_abs_bias: float
     p90_abs_bias_ci: tuple[float, float]
     never_stopped_rate: float
+    n_stopped: int = 0
+    n_bias_measured: int = 0
 
 
 @dataclass(frozen=True)
@@ -548,9 +555,13 @@ class FixedComparison:
     premature_lift_ci : (float, float)
         Percentile bootstrap 95% CI over traces.
     bias_p90_lift : float
-        P90 |relative bias|, OOF minus fixed count (`scoring.summarize`).
+        P90 |relative bias|, OOF minus fixed count, over the runs where both biases are
+        measured (as `scoring.summarize`'s `bias_p90_lift`, with the same bias definition
+        on both sides: the `measure_samples` samples after the stop when given).
     versus_fixed : str
         "better" (CI below 0), "worse" (above 0), "not distinguishable".
+    n_bias_compared : int
+        Runs the bias lift is over.
     """
 
     fixed_n_same_cost: int
@@ -560,6 +571,7 @@ class FixedComparison:
     premature_lift_ci: tuple[float, float]
     bias_p90_lift: float
     versus_fixed: str
+    n_bias_compared: int = 0
 
 
 @dataclass
@@ -575,20 +587,30 @@ class Recommendation:
     status : {"adaptive", "fixed"}
         An adaptive rule that beats the fixed count of the same cost, or a fixed count.
     meets_limits : bool
-        Whether the setting meets both limits on all runs (False: nothing in the space
-        meets them, and the setting is the one closest to them).
+        Whether the recommended setting itself meets both limits on all runs. False
+        either when nothing in the space meets them (`procedure_meets_limits` False;
+        the setting is the one closest to them, or the fixed count closest to them
+        when the closest, adaptive, setting does not beat a fixed count) or when an
+        adaptive setting meets them but does not beat a fixed count and no fixed count
+        meets them (the setting is then the fixed count closest to them).
     reason : str
         Why, in a few plain sentences.
     procedure_pick : str
         What the selection procedure picked on all runs (the setting itself, unless
         an adaptive pick was replaced by a fixed count).
+    procedure_meets_limits : bool
+        Whether that pick meets both limits, i.e. whether any candidate does.
     max_premature, max_bias : float
         The limits.
+    measure_samples : int or None
+        Length of the measurement phase the bias is measured on (None: every sample
+        after the stop).
     cost_unit : {"samples", "seconds"}
         What the cost is.
     selected : dict
         Figures of the recommended setting on all runs (`cost`, `premature_rate`,
-        `p90_abs_bias`, `never_stopped_rate`, `misses`: the limits it misses).
+        `p90_abs_bias`, `never_stopped_rate`, `n_stopped`, `n_bias_measured`: the
+        stopped runs whose bias was measured, `misses`: the limits it misses).
     oof : Figures
         Pooled out-of-fold figures of the selection procedure.
     fixed : FixedComparison
@@ -600,7 +622,9 @@ class Recommendation:
     candidates : DataFrame
         One row per candidate on all runs: `label`, `role`, `family`, `criterion`,
         `max_prompts`, `floor_s`, `mean_samples`, `mean_seconds`, `premature_rate`,
-        `p90_abs_bias`, `never_stopped_rate`, `exact_rate`, `meets_limits`, and the
+        `p90_abs_bias`, `never_stopped_rate`, `n_stopped`, `n_bias_measured` (stopped
+        runs with enough samples after the stop to measure the bias), `exact_rate`,
+        `meets_limits`, and the
         equal-cost columns of `scoring.summarize` (`fixed_n_same_cost`,
         `premature_rate_fixed`, `premature_lift`, `wee_lift`, `bias_p90_lift`; no CIs).
     n_runs, n_traces : int
@@ -618,6 +642,7 @@ class Recommendation:
     meets_limits: bool
     reason: str
     procedure_pick: str
+    procedure_meets_limits: bool
     max_premature: float
     max_bias: float
     cost_unit: str
@@ -632,28 +657,62 @@ class Recommendation:
     n_traces: int = 0
     n_excluded: dict[str, int] = field(default_factory=dict)
     runtime_s: float = math.nan
+    measure_samples: int | None = None
+
+    def headline(self) -> str:
+        """The first line of `describe`: what to use, and whether it meets the limits.
+
+        Exact in every case: a setting that meets both limits gets no remark; otherwise
+        the remark says whether no setting at all meets them, or only no fixed count
+        (an adaptive setting meets them but does not beat a fixed count of the same cost).
+        """
+        head = {"adaptive": "Use the adaptive rule", "fixed": "Use a fixed warmup count"}[
+            self.status]
+        replaced = self.setting != self.procedure_pick
+        if self.meets_limits:
+            note = ""
+        elif not self.procedure_meets_limits:
+            note = (" (no setting meets the limits; this is the fixed count closest to them)"
+                    if replaced else " (no setting meets the limits; this one is the closest)")
+        else:
+            note = (" (no fixed count meets the limits; this one is the closest. An adaptive "
+                    "setting meets them but does not beat a fixed count of the same cost)")
+        return f"{head}{note}: {self.setting}"
+
+    def _bias_of(self) -> str:
+        """What "bias" is measured on, for the text."""
+        if self.measure_samples is None:
+            return "P90 |relative bias|"
+        return f"P90 |relative bias| of the {self.measure_samples} samples after the stop"
+
+    def _measured(self, n_measured: int, n_stopped: int) -> str:
+        """", bias measured on X of Y stopped runs", when some could not be measured."""
+        if self.measure_samples is None and n_measured == n_stopped:
+            return ""
+        left = n_stopped - n_measured
+        short = ("no sample" if self.measure_samples is None else
+                 f"fewer than {self.measure_samples} samples")
+        return (f" (bias measured on {n_measured} of {n_stopped} stopped runs"
+                + (f"; {left} leave {short} after the stop" if left else "") + ")")
 
     def describe(self) -> str:
         """The recommendation in plain words: what to use, why, and the figures behind it."""
         u = "samples" if self.cost_unit == "samples" else "s"
         pct = _pct
         o, f, s = self.oof, self.fixed, self.selected
-        head = {"adaptive": "Use the adaptive rule", "fixed": "Use a fixed warmup count"}[
-            self.status]
-        if not self.meets_limits:
-            head += " (no setting meets the limits; this one is the closest)"
-        lines = [f"{head}: {self.setting}", "", self.reason, ""]
+        lines = [self.headline(), "", self.reason, ""]
         excl = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.n_excluded.items() if v)
         lines.append(
             f"Calibrated on {self.n_runs} labelled runs of {self.n_traces} traces"
             + (f" ({excl} left out)" if excl else "")
-            + f"; limits: premature rate <= {pct(self.max_premature)}, P90 |relative bias| "
+            + f"; limits: premature rate <= {pct(self.max_premature)}, {self._bias_of()} "
             f"<= {pct(self.max_bias)}; {len(self.candidates)} candidate settings."
         )
         lines.append(
             f"On all runs the recommended setting costs {s['cost']:.4g} {u} on average, stops "
             f"prematurely on {pct(s['premature_rate'])} of runs, P90 |bias| "
             f"{pct(s['p90_abs_bias'])}"
+            + self._measured(s.get("n_bias_measured", 0), s.get("n_stopped", 0))
             + (f"; it misses: {', '.join(s['misses'])}." if s["misses"] else
                "; it meets both limits.")
         )
@@ -663,7 +722,8 @@ class Recommendation:
             f"[{o.cost_ci[0]:.4g}, {o.cost_ci[1]:.4g}], stops prematurely on "
             f"{pct(o.premature_rate)} [{pct(o.premature_ci[0])}, {pct(o.premature_ci[1])}], "
             f"P90 |bias| {pct(o.p90_abs_bias)} [{pct(o.p90_abs_bias_ci[0])}, "
-            f"{pct(o.p90_abs_bias_ci[1])}]."
+            f"{pct(o.p90_abs_bias_ci[1])}]" + self._measured(o.n_bias_measured, o.n_stopped)
+            + "."
         )
         lines.append(
             f"The fixed count of the same mean cost, fixed_count:n={f.fixed_n_same_cost}, "
@@ -727,6 +787,7 @@ class _Table:
     never: NDArray[np.bool_]
     exact: NDArray[np.bool_]
     scored: pd.DataFrame
+    measured: NDArray[np.bool_]
 
 
 def _labelled(corpus: Any, reference: Any) -> tuple[Corpus, dict[str, int]]:
@@ -791,25 +852,75 @@ def _stops(corpus: Corpus, cands: list[Candidate], executor: cf.Executor | None,
     return out
 
 
-def _table(corpus: Corpus, cands: list[Candidate], stops: NDArray[np.float64], band: Any,
-           cost_unit: str) -> _Table:
+def _measured(stops: NDArray[np.float64], n: NDArray[np.float64],
+              measure_samples: int | None) -> NDArray[np.bool_]:
+    r"""Where a stop leaves enough samples to measure its bias.
+
+    With `measure_samples` $m$, a stop at index $k$ of a run of $n$ samples needs
+    $n - (k + 1) \geq m$ samples after it (taken as $m$ = 1 without it).
+    """
+    need = 1 if measure_samples is None else int(measure_samples)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(stops) & (n[None, :] - (stops + 1) >= need)
+
+
+def _bias(corpus: Corpus, stops: NDArray[np.float64], measure_samples: int | None,
+          band: Any = None) -> tuple[pd.DataFrame, NDArray[np.float64], NDArray[np.bool_]]:
+    """`scoring.score` of a candidate x run matrix of stops, with the bias of `recommend`.
+
+    Returns the scored frame (rows candidate-major), the relative bias matrix (NaN where
+    the stop leaves fewer than `measure_samples` samples: such a run cannot support the
+    measurement) and the matrix of runs where it was measured.
+    """
     keys = corpus.keys()
     n_c, n_r = stops.shape
     n = np.asarray([r.n for r in corpus], dtype=np.float64)
-    t_last = np.asarray([r.times[-1] if r.times is not None and r.n else np.nan
-                         for r in corpus])
     frame = pd.DataFrame({
         "trace_id": [t for t, _ in keys] * n_c,
         "run_id": [r for _, r in keys] * n_c,
-        "criterion": np.repeat([c.label for c in cands], n_r),
-        "spec": np.repeat([c.label for c in cands], n_r),
         "stop_index": pd.array(np.where(np.isfinite(stops), stops, np.nan).ravel(),
                                dtype="Float64").astype("Int64"),
     })
     try:
-        scored = scoring.score(frame, corpus, band=band, n_resamples=0)
+        scored = scoring.score(frame, corpus, band=band, n_resamples=0,
+                               measure_samples=measure_samples)
     except scoring.ScoringError as exc:
         raise RecommendError(str(exc)) from exc
+    measured = _measured(stops, n, measure_samples)
+    bias = scored["relative_bias"].to_numpy(dtype=np.float64).reshape(n_c, n_r)
+    bias = np.where(measured, bias, np.nan)
+    scored["relative_bias"] = bias.ravel()
+    return scored, bias, measured & np.isfinite(bias)
+
+
+def _fixed_bias(corpus: Corpus, counts: Sequence[int],
+                measure_samples: int | None) -> NDArray[np.float64]:
+    """Relative bias of fixed counts (rows) on every run, as `_bias` defines it."""
+    n = np.asarray([r.n for r in corpus], dtype=np.float64)
+    c = np.asarray(counts, dtype=np.float64)[:, None]
+    stops = np.where(c <= n[None, :], c - 1, np.nan)
+    return _bias(corpus, stops, measure_samples)[1]
+
+
+def _p90_lift(bias: NDArray[np.float64], fixed_bias: NDArray[np.float64]) -> tuple[float, int]:
+    """P90 |bias| of a setting minus that of a fixed count, over the runs where both are
+    measured (as `scoring.summarize`'s `bias_p90_lift`), and how many runs that is."""
+    both = np.isfinite(bias) & np.isfinite(fixed_bias)
+    if not both.any():
+        return math.nan, 0
+    return scoring.p90_abs(bias[both]) - scoring.p90_abs(fixed_bias[both]), int(both.sum())
+
+
+def _table(corpus: Corpus, cands: list[Candidate], stops: NDArray[np.float64], band: Any,
+           cost_unit: str, measure_samples: int | None) -> _Table:
+    n_c, n_r = stops.shape
+    n = np.asarray([r.n for r in corpus], dtype=np.float64)
+    t_last = np.asarray([r.times[-1] if r.times is not None and r.n else np.nan
+                         for r in corpus])
+    scored, bias, measured = _bias(corpus, stops, measure_samples, band)
+    labels = np.repeat([c.label for c in cands], n_r)
+    scored.insert(2, "criterion", labels)
+    scored.insert(3, "spec", labels)
     k = stops
     stopped = np.isfinite(k)
     samples = np.where(stopped, k + 1, n[None, :])
@@ -821,13 +932,12 @@ def _table(corpus: Corpus, cands: list[Candidate], stops: NDArray[np.float64], b
     scored["samples_used"] = samples.ravel()
     scored["seconds_used"] = seconds.ravel()
     cost = samples if cost_unit == "samples" else seconds
-    bias = scored["relative_bias"].to_numpy(dtype=np.float64).reshape(n_c, n_r)
     return _Table(
         cost=cost, samples=samples, seconds=seconds,
         premature=scored["premature"].to_numpy(dtype=bool).reshape(n_c, n_r),
         abs_bias=np.abs(bias), never=~stopped,
         exact=(scored["waste_band"] == "exact").to_numpy(dtype=bool).reshape(n_c, n_r),
-        scored=scored,
+        scored=scored, measured=measured,
     )
 
 
@@ -908,7 +1018,7 @@ def _misses(prem: float, p90: float, max_premature: float, max_bias: float) -> l
 
 
 def _check_limits(max_premature: float, max_bias: float, folds: int, cost: str,
-                  n_resamples: int) -> None:
+                  n_resamples: int, measure_samples: int | None = None) -> None:
     if not (isinstance(max_premature, (int, float)) and 0 <= max_premature < 1):
         raise RecommendError(f"max_premature is a share of runs in [0, 1), got {max_premature!r}")
     if not (isinstance(max_bias, (int, float)) and 0 < max_bias < 1 and math.isfinite(max_bias)):
@@ -920,6 +1030,10 @@ def _check_limits(max_premature: float, max_bias: float, folds: int, cost: str,
         raise RecommendError(f"cost is 'samples' or 'seconds', got {cost!r}")
     if n_resamples < 0:
         raise RecommendError(f"n_resamples must be >= 0, got {n_resamples}")
+    if measure_samples is not None and (isinstance(measure_samples, bool) or not isinstance(
+            measure_samples, (int, np.integer)) or measure_samples < 1):
+        raise RecommendError(f"measure_samples is a number of samples >= 1 (or None: every "
+                             f"sample after the stop), got {measure_samples!r}")
 
 
 def _as_candidates(candidates: Iterable[Any], longest: int) -> list[Candidate]:
@@ -951,6 +1065,7 @@ def recommend(
     cost: Literal["samples", "seconds"] = "samples",
     seed: int = 0,
     n_resamples: int = 1000,
+    measure_samples: int | None = None,
     executor: cf.Executor | None = None,
     show_progress: bool | None = None,
 ) -> Recommendation:
@@ -982,6 +1097,12 @@ def recommend(
         Seed of the folds and of the bootstrap.
     n_resamples : int, default 1000
         Bootstrap resamples of the CIs (0: none, NaN).
+    measure_samples : int, optional
+        Length of the measurement phase after the warmup: the bias of a stop is that of
+        the mean of the `measure_samples` samples after it, and a run with fewer samples
+        left after the stop has no bias for that setting (it cannot support the
+        measurement; such runs are counted, and a setting with no measurable run misses
+        the bias limit). Default: every sample after the stop (a run needs one).
     executor : concurrent.futures.Executor, optional
         Where the replay runs (as `replay`).
     show_progress : bool, optional
@@ -995,12 +1116,13 @@ def recommend(
     ------
     RecommendError
         No labelled run (run `llem-warmup label` or pass a reference), a limit out of
-        range, fewer than 2 folds or more folds than labelled traces, a bad candidate.
+        range, fewer than 2 folds or more folds than labelled traces, a bad candidate,
+        a `measure_samples` below 1 or that no run is long enough to measure.
     CriterionConfigError
         An unknown criterion in a candidate spec.
     """
     t0 = time.perf_counter()
-    _check_limits(max_premature, max_bias, folds, cost, n_resamples)
+    _check_limits(max_premature, max_bias, folds, cost, n_resamples, measure_samples)
     if band is not None:
         try:
             scoring.Band.parse(band)
@@ -1009,6 +1131,11 @@ def recommend(
     runs, excluded = _labelled(corpus, reference)
     fold_of = grouped_folds(runs.trace_ids, folds, seed)
     longest = max(r.n for r in runs)
+    if measure_samples is not None and measure_samples >= longest:
+        raise RecommendError(
+            f"measure_samples={measure_samples} leaves no run to measure: the longest "
+            f"labelled run has {longest} samples, and a stop after the first sample leaves "
+            f"{longest - 1} (record longer runs or lower --measure-samples)")
     has_times = all(r.times is not None for r in runs)
     if cost == "seconds" and not has_times:
         raise RecommendError("cost='seconds' needs sample times, and some runs have none")
@@ -1021,7 +1148,7 @@ def recommend(
             raise RecommendError("candidates is empty")
         cands = list({c.label: c for c in [*(c for c in space if c.is_fixed), *given]}.values())
     stops = _stops(runs, cands, executor, show_progress)
-    tab = _table(runs, cands, stops, band, cost)
+    tab = _table(runs, cands, stops, band, cost, measure_samples)
     fixed = np.asarray([c.is_fixed for c in cands])
     trace_ids = runs.trace_ids
     t_index = {t: i for i, t in enumerate(trace_ids)}
@@ -1047,6 +1174,8 @@ def recommend(
         premature_rate=float(o_prem.mean()), premature_ci=_boot_ci(o_prem, weights, "mean"),
         p90_abs_bias=scoring.p90_abs(o_bias), p90_abs_bias_ci=_boot_ci(o_bias, weights, "p90"),
         never_stopped_rate=float(tab.never[oof_pick, cols].mean()),
+        n_stopped=int((~tab.never[oof_pick, cols]).sum()),
+        n_bias_measured=int(tab.measured[oof_pick, cols].sum()),
     )
     rows = tab.scored.iloc[oof_pick * len(runs) + cols].copy()
     rows["criterion"] = rows["spec"] = "out-of-fold selection"
@@ -1056,41 +1185,50 @@ def recommend(
     d = o_prem - (n_fixed < r).astype(np.float64)
     lift_ci = _boot_ci(d, weights, "mean")
     versus = scoring.versus_verdict(*lift_ci)
+    o_signed = tab.scored["relative_bias"].to_numpy(dtype=np.float64)[oof_pick * len(runs)
+                                                                      + cols]
+    bias_lift, n_both = _p90_lift(o_signed, _fixed_bias(runs, [n_fixed], measure_samples)[0])
     fixed_cmp = FixedComparison(
         fixed_n_same_cost=n_fixed, premature_rate=oof.premature_rate,
         premature_rate_fixed=float(summ["premature_rate_fixed"]),
         premature_lift=float(d.mean()), premature_lift_ci=lift_ci,
-        bias_p90_lift=float(summ["bias_p90_lift"]), versus_fixed=versus,
+        bias_p90_lift=bias_lift, versus_fixed=versus, n_bias_compared=n_both,
     )
 
     # the procedure on all runs, and the decision
     everything = np.ones(len(runs), dtype=bool)
     pick = _select(tab, everything, fixed, max_premature, max_bias)
-    table = _candidate_table(tab, cands, runs, max_premature, max_bias)
+    table = _candidate_table(tab, cands, runs, max_premature, max_bias, measure_samples)
     chosen = pick.index
     lift_txt = (f"premature-rate lift {100 * d.mean():+.1f} points, 95% CI "
                 f"{100 * lift_ci[0]:+.1f} to {100 * lift_ci[1]:+.1f}")
-    none_txt = (f"No candidate meets both limits on the {len(runs)} runs (relax "
-                "--max-premature / --max-bias, or record longer runs). ")
+    relax = ("--max-premature / --max-bias, or record longer runs" if measure_samples is None
+             else "--max-premature / --max-bias, lower --measure-samples, or record longer "
+             "runs")
+    none_txt = f"No candidate meets both limits on the {len(runs)} runs (relax {relax}). "
     if not fixed[chosen] and versus == "better":
         status: Status = "adaptive"
-        reason = (("" if pick.meets else none_txt + "This adaptive setting misses them "
-                   "least. ") + ("It is the cheapest setting meeting the limits. "
-                                 if pick.meets else "")
-                  + "Out of fold the selection stops prematurely less often than the fixed "
-                  f"count of the same cost, fixed_count:n={n_fixed} ({lift_txt}: below 0).")
+        reason = ("It is the cheapest setting meeting the limits. " if pick.meets else
+                  none_txt + "This adaptive setting misses them least. ") + (
+            "Out of fold the selection stops prematurely less often than the fixed count of "
+            f"the same cost, fixed_count:n={n_fixed} ({lift_txt}: below 0).")
     elif not fixed[chosen]:
         status = "fixed"
         fpick = _select(tab, everything, fixed, max_premature, max_bias, among=fixed)
         what = "cheapest setting meeting the limits" if pick.meets else \
             "setting closest to the limits"
+        if fpick.meets:
+            use = "Use this fixed count, the cheapest one meeting the limits."
+        elif pick.meets:
+            use = ("No fixed count meets the limits: use this one, the fixed count closest "
+                   "to them (it misses them, where the adaptive setting meets them).")
+        else:
+            use = "Use this fixed count, the fixed count closest to the limits."
         reason = ((none_txt if not pick.meets else "")
                   + f"The {what} is adaptive ({cands[chosen].label}), but it does not beat a "
                   f"fixed count: out of fold the selection is {_VERSUS[versus]} "
                   f"fixed_count:n={n_fixed} of the same cost ({lift_txt}, not below 0). "
-                  + ("Use this fixed count, the cheapest one meeting the limits."
-                     if fpick.meets else "Use this fixed count, the one closest to the limits "
-                     "(no fixed count meets them)."))
+                  + use)
         chosen = fpick.index
     else:
         status = "fixed"
@@ -1104,12 +1242,14 @@ def recommend(
                                         else row["mean_seconds"]),
         "premature_rate": float(row["premature_rate"]), "p90_abs_bias": float(row["p90_abs_bias"]),
         "never_stopped_rate": float(row["never_stopped_rate"]),
+        "n_stopped": int(row["n_stopped"]), "n_bias_measured": int(row["n_bias_measured"]),
         "misses": _misses(float(row["premature_rate"]), float(row["p90_abs_bias"]),
                           max_premature, max_bias),
     }
     return Recommendation(
         config=c.config, setting=c.label, status=status, meets_limits=not selected["misses"],
         reason=reason, procedure_pick=cands[pick.index].label,
+        procedure_meets_limits=pick.meets, measure_samples=measure_samples,
         max_premature=float(max_premature), max_bias=float(max_bias), cost_unit=cost,
         selected=selected, oof=oof, fixed=fixed_cmp, fold_picks=fold_picks, folds=folds,
         seed=seed, candidates=table, n_runs=len(runs), n_traces=len(trace_ids),
@@ -1118,7 +1258,7 @@ def recommend(
 
 
 def _candidate_table(tab: _Table, cands: list[Candidate], runs: Corpus, max_premature: float,
-                     max_bias: float) -> pd.DataFrame:
+                     max_bias: float, measure_samples: int | None) -> pd.DataFrame:
     prem = tab.premature.mean(axis=1)
     p90 = _p90_rows(tab.abs_bias)
     table = pd.DataFrame({
@@ -1133,13 +1273,24 @@ def _candidate_table(tab: _Table, cands: list[Candidate], runs: Corpus, max_prem
         "premature_rate": prem,
         "p90_abs_bias": p90,
         "never_stopped_rate": tab.never.mean(axis=1),
+        "n_stopped": (~tab.never).sum(axis=1),
+        "n_bias_measured": tab.measured.sum(axis=1),
         "exact_rate": tab.exact.mean(axis=1),
     })
     table["meets_limits"] = (prem <= max_premature + 1e-12) & (np.nan_to_num(p90, nan=np.inf)
                                                                 <= max_bias)
     summ = scoring.summarize(tab.scored, corpus=runs, by=["spec"], n_resamples=0)
-    keep = ["fixed_n_same_cost", "premature_rate_fixed", "premature_lift", "wee_lift",
-            "bias_p90_lift"]
+    keep = ["fixed_n_same_cost", "premature_rate_fixed", "premature_lift", "wee_lift"]
     table = table.merge(summ[["spec", *keep]].rename(columns={"spec": "label"}), on="label",
                         how="left")
+    # the bias lift with recommend's bias (measurement phase, short tails left out) on
+    # both sides, where summarize's fixed count would use every post-stop sample
+    n_same = table["fixed_n_same_cost"].to_numpy(dtype=np.float64)
+    counts = sorted({int(v) for v in n_same[np.isfinite(n_same)]})
+    fixed_bias = dict(zip(counts, _fixed_bias(runs, counts, measure_samples), strict=True)) \
+        if counts else {}
+    bias = tab.scored["relative_bias"].to_numpy(dtype=np.float64).reshape(tab.never.shape)
+    table["bias_p90_lift"] = [
+        _p90_lift(bias[i], fixed_bias[int(v)])[0] if math.isfinite(v) else math.nan
+        for i, v in enumerate(n_same)]
     return table

@@ -78,7 +78,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         rec = recommend(corpus, reference, candidates=candidates,
                         max_premature=args.max_premature, max_bias=args.max_bias,
                         folds=args.folds, band=args.band, cost=args.cost, seed=args.seed,
-                        n_resamples=args.n_resamples, executor=pool,
+                        n_resamples=args.n_resamples, measure_samples=args.measure_samples,
+                        executor=pool,
                         show_progress=False if args.quiet else None)
     finally:
         if pool is not None:
@@ -121,6 +122,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="Largest share of runs stopped before their steady state (0.1).")
     p.add_argument("--max-bias", type=_share, default=0.01, metavar="B",
                    help="Largest P90 |relative bias| of the post-stop mean (0.01 = 1%%).")
+    p.add_argument("--measure-samples", type=positive_int, default=None, metavar="N",
+                   help="Measure the bias on the N samples after the stop (your measurement "
+                        "phase); a run with fewer left after a stop is not counted for that "
+                        "setting (default: every sample after the stop).")
     p.add_argument("--folds", type=positive_int, default=5,
                    help="Cross-validation folds, grouped by trace (5).")
     p.add_argument("--band", default="5s+50",
