@@ -9,13 +9,15 @@ defaults, time floors and caps), picks the cheapest setting meeting the limits b
 5-fold cross-validation grouped by benchmark, and compares the out-of-fold stops with the
 fixed count of the same mean cost. The script prints the recommendation for the default
 limits (premature rate <= 10%, P90 |relative bias| <= 1%) and for each `--max-bias`
-given after them, the runtime, and with `--out DIR` writes `warmup.yaml` and the
+given after them (with `--measure-samples N`, the bias of the N samples after the
+stop), the runtime, and with `--out DIR` writes `warmup.yaml` and the
 per-candidate table.
 
 Run::
 
     python examples/recommend_on_traini.py [--data DIR] [--limit N] [--jobs 2]
-                                           [--max-bias 0.01 0.03] [--out DIR]
+                                           [--max-bias 0.01 0.03] [--measure-samples N]
+                                           [--out DIR]
 
 References
 ----------
@@ -47,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-premature", type=float, default=0.1)
     parser.add_argument("--max-bias", type=float, nargs="+", default=[0.01, 0.03],
                         help="One recommendation per value (0.01 0.03).")
+    parser.add_argument("--measure-samples", type=int, default=None,
+                        help="Measure the bias on this many samples after the stop "
+                             "(default: every sample after it).")
     parser.add_argument("--out", type=Path, default=None,
                         help="Write warmup.yaml (first --max-bias) and candidates.csv here.")
     args = parser.parse_args(argv)
@@ -61,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i, max_bias in enumerate(args.max_bias):
             rec = recommend(corpus, max_premature=args.max_premature, max_bias=max_bias,
-                            executor=pool, show_progress=False)
+                            measure_samples=args.measure_samples, executor=pool,
+                            show_progress=False)
             print(f"\n=== max_premature={args.max_premature:g}, max_bias={max_bias:g} "
                   f"({len(rec.candidates)} candidates, {rec.runtime_s:.1f} s, "
                   f"--jobs {args.jobs}) ===\n")

@@ -334,3 +334,230 @@ def test_cli_without_labels_points_to_label(tmp_path, capsys):
     _save(_corpus("detectable", traces=3, labels=False), tmp_path / "traces")
     code = main(["recommend", str(tmp_path / "traces"), "-q", "-o", str(tmp_path / "w.yaml")])
     assert code == 2 and "llem-warmup label" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------- the headline, per branch
+def _headline(rec) -> str:
+    return rec.describe().splitlines()[0]
+
+
+def test_headline_adaptive_meeting_the_limits(adaptive_rec):
+    rec = adaptive_rec
+    assert rec.status == "adaptive" and rec.meets_limits and rec.procedure_meets_limits
+    assert _headline(rec) == f"Use the adaptive rule: {rec.setting}"
+    assert "It is the cheapest setting meeting the limits." in rec.reason
+
+
+def test_headline_adaptive_closest_when_nothing_meets(detectable):
+    # a 1e-6 bias limit nobody meets; the rule still beats the fixed count of its cost
+    rec = recommend(detectable, candidates=[RULE], max_bias=1e-6, folds=4, n_resamples=100,
+                    show_progress=False)
+    assert rec.status == "adaptive" and not rec.meets_limits
+    assert not rec.procedure_meets_limits and rec.setting == rec.procedure_pick
+    assert _headline(rec) == ("Use the adaptive rule (no setting meets the limits; this one "
+                              f"is the closest): {rec.setting}")
+    assert rec.reason.startswith("No candidate meets both limits")
+
+
+def test_headline_fixed_meeting_the_limits():
+    corpus = Corpus.build(synthetic.make_corpus(["flat"], n_traces=6, n=200, n_runs=2))
+    rec = recommend(corpus, folds=3, n_resamples=200, show_progress=False)
+    assert rec.procedure_meets_limits and rec.setting == rec.procedure_pick
+    assert _headline(rec) == "Use a fixed warmup count: fixed_count:n=1"
+    assert "closest" not in rec.describe() and "misses" not in rec.describe()
+
+
+def test_headline_fixed_closest_when_nothing_meets():
+    rec = recommend(_corpus("hidden"), candidates=[RULE], max_bias=1e-6, folds=4,
+                    n_resamples=100, show_progress=False)
+    assert rec.status == "fixed" and not rec.meets_limits
+    assert not rec.procedure_meets_limits and rec.setting == rec.procedure_pick
+    assert _headline(rec) == ("Use a fixed warmup count (no setting meets the limits; this "
+                              f"one is the closest): {rec.setting}")
+    assert rec.reason.endswith("The setting closest to them is this fixed count.")
+
+
+def test_headline_adaptive_meets_but_is_replaced_by_a_fixed_count_that_meets(detectable):
+    rec = recommend(detectable, candidates=[RULE], folds=4, n_resamples=0,
+                    show_progress=False)
+    assert rec.procedure_meets_limits and rec.meets_limits
+    assert rec.setting != rec.procedure_pick and rec.status == "fixed"
+    assert _headline(rec) == f"Use a fixed warmup count: {rec.setting}"
+    assert rec.reason.endswith("Use this fixed count, the cheapest one meeting the limits.")
+
+
+def test_headline_adaptive_closest_replaced_by_the_closest_fixed_count(detectable):
+    # nothing meets a 1e-6 bias limit; without a CI the closest (adaptive) setting does
+    # not beat the fixed count, so the fixed count closest to the limits is recommended
+    rec = recommend(detectable, candidates=[RULE], max_bias=1e-6, folds=4, n_resamples=0,
+                    show_progress=False)
+    assert not rec.procedure_meets_limits and not rec.meets_limits
+    assert rec.procedure_pick.startswith(make_criterion(RULE).spec)
+    assert rec.setting.startswith("fixed_count:n=")
+    assert _headline(rec) == ("Use a fixed warmup count (no setting meets the limits; this "
+                              f"is the fixed count closest to them): {rec.setting}")
+    assert rec.reason.endswith("Use this fixed count, the fixed count closest to the limits.")
+
+
+@pytest.fixture(scope="module")
+def short_tails() -> Corpus:
+    """Runs of 330 samples with steady starts in 20..300: a fixed count late enough to be
+    rarely premature leaves fewer than 100 samples after it on every run."""
+    return _corpus("detectable", n=330)
+
+
+@pytest.fixture(scope="module")
+def short_tails_rec(short_tails):
+    return recommend(short_tails, candidates=[RULE], folds=4, n_resamples=0,
+                     measure_samples=100, show_progress=False)
+
+
+def test_headline_adaptive_meets_but_no_fixed_count_does(short_tails_rec):
+    # the rule meets both limits; every fixed count meeting the premature limit stops at
+    # or after sample 258 of 330 and cannot support a 100-sample measurement
+    rec = short_tails_rec
+    t = rec.candidates
+    assert rec.procedure_meets_limits and not rec.meets_limits
+    assert not t.loc[t["role"] == "fixed", "meets_limits"].any()
+    assert rec.procedure_pick.startswith(make_criterion(RULE).spec)
+    assert rec.status == "fixed" and rec.setting.startswith("fixed_count:n=")
+    assert _headline(rec) == (
+        "Use a fixed warmup count (no fixed count meets the limits; this one is the closest. "
+        f"An adaptive setting meets them but does not beat a fixed count of the same cost): "
+        f"{rec.setting}")
+    assert "no setting meets" not in rec.describe()
+    assert rec.reason.endswith("No fixed count meets the limits: use this one, the fixed count "
+                               "closest to them (it misses them, where the adaptive setting "
+                               "meets them).")
+
+
+# -------------------------------------------------------- bias of the measurement phase
+def _tail_corpus(traces: int = 6) -> Corpus:
+    """Per trace a short run (300 samples) and a long one (1000), steady from sample 50.
+
+    Warmup samples are 30 and steady ones 20, except that a short run ends with 20
+    samples of 16 then 20 of 24, whose mean is 20: the steady mean from 50 is exactly 20
+    on every run, and the 20 samples after a stop at 280 average 24 on a short run (+20%)
+    and 20 on a long one.
+    """
+    recs = []
+    for t in range(traces):
+        for j, n in enumerate((300, 1000)):
+            x = np.full(n, 20.0)
+            x[:50] = 30.0
+            if n == 300:
+                x[260:280], x[280:] = 16.0, 24.0
+            recs.append(RunRecord(f"t{t}", str(j), {"latency_ms": x}, np.cumsum(x) / 1e3, 0,
+                                  50, "synthetic"))
+    return Corpus(recs)
+
+
+def test_a_late_fixed_count_fails_on_its_short_tail_and_passes_on_the_measurement_phase():
+    corpus = _tail_corpus()
+    late = WarmupConfig(convergence_detection=False, max_prompts=280)
+    kw = {"candidates": [late], "folds": 3, "n_resamples": 0, "show_progress": False}
+    every = recommend(corpus, **kw).candidates.set_index("label").loc["fixed_count:n=280"]
+    # all remaining samples: the short runs' 20-sample tails are 20% high
+    assert every["p90_abs_bias"] == pytest.approx(0.2)
+    assert (every["n_stopped"], every["n_bias_measured"]) == (12, 12)
+    assert every["premature_rate"] == 0 and not every["meets_limits"]
+    rec = recommend(corpus, measure_samples=100, **kw)
+    row = rec.candidates.set_index("label").loc["fixed_count:n=280"]
+    # 100 samples after the stop: the short runs cannot support it and are left out, the
+    # long runs measure 20 against 20
+    assert (row["n_stopped"], row["n_bias_measured"]) == (12, 6)
+    assert row["p90_abs_bias"] == pytest.approx(0.0) and row["meets_limits"]
+    assert rec.measure_samples == 100
+    assert "P90 |relative bias| of the 100 samples after the stop <= 1.0%" in rec.describe()
+
+
+def test_a_setting_whose_stops_leave_no_measurable_run_misses_the_bias_limit():
+    rec = recommend(_tail_corpus(), candidates=[WarmupConfig(convergence_detection=False,
+                                                             max_prompts=950)],
+                    folds=3, n_resamples=0, measure_samples=100, show_progress=False)
+    row = rec.candidates.set_index("label").loc["fixed_count:n=950"]
+    # it stops on the 6 long runs only (the short ones end first), 50 samples before the end
+    assert (row["n_stopped"], row["n_bias_measured"]) == (6, 0)
+    assert np.isnan(row["p90_abs_bias"]) and not row["meets_limits"]
+
+
+def test_measured_runs_are_those_with_room_for_the_measurement(short_tails, short_tails_rec):
+    # the rule's stops, replayed directly: a run is measured iff 100 samples follow the stop
+    rec = short_tails_rec
+    assert all(p.startswith(make_criterion(RULE).spec) for p in rec.fold_picks)
+    df = replay(short_tails, RULE, stop_rule=StopRule(min_samples=5))
+    k = df["stop_index"].astype(float).to_numpy()
+    k = np.where(np.isfinite(k), k, 329)  # capped at the run length: every run stops
+    assert rec.oof.n_stopped == 24
+    assert rec.oof.n_bias_measured == int((330 - (k + 1) >= 100).sum())
+    assert 0 < rec.oof.n_bias_measured < 24
+    left = 24 - rec.oof.n_bias_measured
+    assert (f"(bias measured on {rec.oof.n_bias_measured} of 24 stopped runs; {left} leave "
+            "fewer than 100 samples after the stop)") in rec.describe()
+
+
+def test_the_fixed_count_comparison_uses_the_same_bias(short_tails_rec, short_tails):
+    from llenergymeasure.analysis import scoring
+
+    rec = short_tails_rec
+    n = rec.fixed.fixed_n_same_cost
+    frame = pd.DataFrame({"trace_id": [r.trace_id for r in short_tails],
+                          "run_id": [r.run_id for r in short_tails],
+                          "stop_index": [n - 1] * len(short_tails)})
+    fx = scoring.score(frame, short_tails, n_resamples=0, measure_samples=100)
+    fixed_bias = np.where(330 - n >= 100, fx["relative_bias"], np.nan)
+    df = replay(short_tails, RULE, stop_rule=StopRule(min_samples=5))
+    k = np.where(np.isfinite(df["stop_index"].astype(float)), df["stop_index"].astype(float),
+                 329)
+    own = scoring.score(df.assign(stop_index=k.astype(int)), short_tails, n_resamples=0,
+                        measure_samples=100)
+    own_bias = np.where(330 - (k + 1) >= 100, own["relative_bias"], np.nan)
+    both = np.isfinite(own_bias) & np.isfinite(fixed_bias)
+    assert rec.fixed.n_bias_compared == int(both.sum())
+    assert rec.fixed.bias_p90_lift == pytest.approx(
+        scoring.p90_abs(own_bias[both]) - scoring.p90_abs(fixed_bias[both]))
+
+
+def test_without_measure_samples_the_bias_lift_is_summarizes(adaptive_rec, detectable):
+    # the default keeps the old definition: every post-stop sample, as scoring.summarize
+    from llenergymeasure.analysis import scoring
+
+    t = adaptive_rec.candidates
+    df = replay(detectable, RULE, stop_rule=StopRule(min_samples=5, max_samples=500))
+    df["criterion"] = df["spec"] = "rule"
+    scored = scoring.score(df, detectable, n_resamples=0)
+    summ = scoring.summarize(scored, corpus=detectable, n_resamples=0).iloc[0]
+    row = t.set_index("label").loc[adaptive_rec.setting]
+    assert row["fixed_n_same_cost"] == summ["fixed_n_same_cost"]
+    assert row["bias_p90_lift"] == pytest.approx(summ["bias_p90_lift"])
+    assert adaptive_rec.measure_samples is None
+    assert "P90 |relative bias| <= 1.0%" in adaptive_rec.describe()
+    assert "bias measured on" not in adaptive_rec.describe()
+
+
+@pytest.mark.parametrize(("value", "match"), [
+    (0, "measure_samples is a number of samples >= 1"),
+    (True, "measure_samples is a number of samples >= 1"),
+    (2.5, "measure_samples is a number of samples >= 1"),
+    (500, "leaves no run to measure: the longest labelled run has 500 samples"),
+])
+def test_a_bad_measure_samples_raises(detectable, value, match):
+    with pytest.raises(RecommendError, match=match):
+        recommend(detectable, candidates=[RULE], measure_samples=value, show_progress=False)
+
+
+def test_cli_measure_samples(tmp_path, capsys):
+    _save(_tail_corpus(), tmp_path / "traces")
+    out = tmp_path / "warmup.yaml"
+    table = tmp_path / "candidates.csv"
+    code = main(["recommend", str(tmp_path / "traces"), "--folds", "3", "-q", "-c", RULE,
+                 "--n-resamples", "0", "--measure-samples", "100", "-o", str(out),
+                 "--table", str(table)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "of the 100 samples after the stop" in printed
+    t = pd.read_csv(table).set_index("label")
+    assert (t["n_bias_measured"] <= t["n_stopped"]).all()
+    assert main(["recommend", str(tmp_path / "traces"), "-q", "--measure-samples", "0",
+                 "-o", str(out), "--overwrite"]) == 2
+    assert "--measure-samples" in capsys.readouterr().err
