@@ -55,7 +55,21 @@ set of runs, a candidate's *cost* is its mean samples (or seconds) used until th
 (the whole run when it never stops), its *premature rate* the share of runs on which it
 stops before the reference start, and its *bias* the 90th percentile of
 $|\bar x_{\text{after stop}} / \bar x_{\text{from } r} - 1|$ over the runs where it stops
-(`llenergymeasure.analysis.scoring.score`). The **selection procedure** picks the
+(`llenergymeasure.analysis.scoring.score`).
+
+The post-stop mean is by default that of every recorded sample after the stop. A
+researcher warms up and then measures a fixed number of inferences, and on finite
+recordings a late stop leaves only a few samples (a stop at 278 of 300 leaves 22), whose
+mean is noise rather than bias; with `measure_samples` $m$ the bias is that of the
+measurement phase, the mean of the $m$ samples after the stop
+($\bar x_{k+1:k+1+m}$, `score(..., measure_samples=m)`). A run with fewer than $m$
+samples after a stop cannot support that measurement: it has no bias for that
+setting, is left out of its P90 and counted (`n_stopped`, `n_bias_measured`; "bias
+measured on X of Y stopped runs"), and a setting with no measurable run misses the
+bias limit. Without `measure_samples` a stop needs one sample after it (a stop at the
+last sample, such as a cap equal to the run length, has no bias). The same definition
+applies to the fixed counts, as candidates and in the comparison below. The
+**selection procedure** picks the
 cheapest candidate whose premature rate is at most `max_premature` and whose P90
 |bias| is at most `max_bias` (ties: lower premature rate, lower bias, then the fixed
 count); when none qualifies it picks the one that misses the limits least (the
@@ -74,7 +88,8 @@ data it was picked on.
 The OOF stops are then compared with the **equal-cost fixed count** of
 `llenergymeasure.analysis.scoring.summarize`: the count $n$ equal to their rounded mean
 samples used, on the same runs. The premature-rate lift (OOF minus fixed count, per run;
-negative is better) gets a cluster bootstrap CI over traces.
+negative is better) gets a cluster bootstrap CI over traces; the P90 |bias| lift is over
+the runs where both biases are measured.
 
 The final setting is the procedure applied to all runs. The recommendation is:
 
@@ -85,7 +100,14 @@ The final setting is the procedure applied to all runs. The recommendation is:
   recommended is the procedure's pick among the fixed counts alone (the cheapest one
   meeting the limits, else the one closest to them);
 - when no candidate meets the limits on all runs, the same rules apply to the one that
-  misses them least (`meets_limits` is False and the text names the limits missed).
+  misses them least (`meets_limits` and `procedure_meets_limits` are False and the text
+  names the limits missed).
+
+`meets_limits` is about the recommended setting itself, `procedure_meets_limits` about
+the procedure's pick: they differ when an adaptive setting meets the limits, does not
+beat the fixed count, and no fixed count meets them; the fixed count closest to the
+limits is then recommended, and the first line of `describe` says that no *fixed count*
+meets them (not that no setting does).
 
 References
 ----------
