@@ -492,7 +492,8 @@ def test_measured_runs_are_those_with_room_for_the_measurement(short_tails, shor
     assert rec.oof.n_bias_measured == int((330 - (k + 1) >= 100).sum())
     assert 0 < rec.oof.n_bias_measured < 24
     left = 24 - rec.oof.n_bias_measured
-    assert (f"(bias measured on {rec.oof.n_bias_measured} of 24 stopped runs; {left} leave "
+    verb = "leaves" if left == 1 else "leave"
+    assert (f"(bias measured on {rec.oof.n_bias_measured} of 24 stopped runs; {left} {verb} "
             "fewer than 100 samples after the stop)") in rec.describe()
 
 

@@ -715,7 +715,8 @@ class Recommendation:
         short = ("no sample" if self.measure_samples is None else
                  f"fewer than {self.measure_samples} samples")
         return (f" (bias measured on {n_measured} of {n_stopped} stopped runs"
-                + (f"; {left} leave {short} after the stop" if left else "") + ")")
+                + (f"; {left} {'leaves' if left == 1 else 'leave'} {short} after the stop"
+                   if left else "") + ")")
 
     def describe(self) -> str:
         """The recommendation in plain words: what to use, why, and the figures behind it."""
