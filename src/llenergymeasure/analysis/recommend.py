@@ -65,8 +65,13 @@ measurement phase, the mean of the $m$ samples after the stop
 ($\bar x_{k+1:k+1+m}$, `score(..., measure_samples=m)`). A run with fewer than $m$
 samples after a stop cannot support that measurement: it has no bias for that
 setting, is left out of its P90 and counted (`n_stopped`, `n_bias_measured`; "bias
-measured on X of Y stopped runs"), and a setting with no measurable run misses the
-bias limit. Without `measure_samples` a stop needs one sample after it (a stop at the
+measured on X of Y stopped runs"). A P90 over the measured runs alone would judge a
+setting on the runs it stopped early enough: a setting that leaves no measurement on
+many runs (never stopping within the recording, or stopping too close to its end) could
+"meet" the limit on the few it did measure. So a setting meets the bias limit only when
+its bias is measured on at least `MIN_MEASURED_SHARE` (90%) of the runs, which is
+exactly when its P90 over *all* runs, counting an unmeasured run as an unbounded bias,
+would be finite. Without `measure_samples` a stop needs one sample after it (a stop at the
 last sample, such as a cap equal to the run length, has no bias). The same definition
 applies to the fixed counts, as candidates and in the comparison below. The
 **selection procedure** picks the
@@ -162,6 +167,7 @@ __all__ = [
     "DEFAULT_FLOORS_S",
     "DEFAULT_STEPS",
     "FLOOR_COST_CLASSES",
+    "MIN_MEASURED_SHARE",
     "Candidate",
     "Figures",
     "FixedComparison",
@@ -875,6 +881,18 @@ def _stops(corpus: Corpus, cands: list[Candidate], executor: cf.Executor | None,
     return out
 
 
+#: A setting meets the bias limit only when its bias is measured on at least this share
+#: of the runs (see the module docs: the P90 over all runs is then defined).
+MIN_MEASURED_SHARE = 0.9
+
+
+def _measured_enough(measured: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Per row of a candidate x run matrix: is the bias measured on enough runs?"""
+    if measured.shape[1] == 0:
+        return np.zeros(measured.shape[0], dtype=bool)
+    return measured.mean(axis=1) >= MIN_MEASURED_SHARE - 1e-12
+
+
 def _measured(stops: NDArray[np.float64], n: NDArray[np.float64],
               measure_samples: int | None) -> NDArray[np.bool_]:
     r"""Where a stop leaves enough samples to measure its bias.
@@ -989,7 +1007,7 @@ def _select(tab: _Table, cols: NDArray[np.bool_], fixed: NDArray[np.bool_],
     cost = tab.cost[:, cols].mean(axis=1)
     prem = tab.premature[:, cols].mean(axis=1)
     p90 = _p90_rows(tab.abs_bias[:, cols])
-    p90 = np.where(np.isfinite(p90), p90, np.inf)
+    p90 = np.where(np.isfinite(p90) & _measured_enough(tab.measured[:, cols]), p90, np.inf)
     ok = np.isfinite(cost) if among is None else np.isfinite(cost) & among
     meets = ok & (prem <= max_premature + 1e-12) & (p90 <= max_bias)
     idx = np.arange(cost.shape[0])
@@ -1031,12 +1049,16 @@ def _boot_ci(values: NDArray[np.float64], weights: NDArray[np.int64], stat: str,
     return float(lo), float(hi)
 
 
-def _misses(prem: float, p90: float, max_premature: float, max_bias: float) -> list[str]:
+def _misses(prem: float, p90: float, max_premature: float, max_bias: float,
+            measured_share: float = 1.0) -> list[str]:
     out = []
     if not prem <= max_premature + 1e-12:
         out.append(f"premature rate {_pct(prem)} > {_pct(max_premature)}")
     if not (math.isfinite(p90) and p90 <= max_bias):
         out.append(f"P90 |bias| {_pct(p90)} > {_pct(max_bias)}")
+    if not measured_share >= MIN_MEASURED_SHARE - 1e-12:
+        out.append(f"bias measured on only {_pct(measured_share)} of runs "
+                   f"(< {_pct(MIN_MEASURED_SHARE)})")
     return out
 
 
@@ -1267,7 +1289,8 @@ def recommend(
         "never_stopped_rate": float(row["never_stopped_rate"]),
         "n_stopped": int(row["n_stopped"]), "n_bias_measured": int(row["n_bias_measured"]),
         "misses": _misses(float(row["premature_rate"]), float(row["p90_abs_bias"]),
-                          max_premature, max_bias),
+                          max_premature, max_bias,
+                          float(row["n_bias_measured"]) / max(len(runs), 1)),
     }
     return Recommendation(
         config=c.config, setting=c.label, status=status, meets_limits=not selected["misses"],
@@ -1300,8 +1323,9 @@ def _candidate_table(tab: _Table, cands: list[Candidate], runs: Corpus, max_prem
         "n_bias_measured": tab.measured.sum(axis=1),
         "exact_rate": tab.exact.mean(axis=1),
     })
-    table["meets_limits"] = (prem <= max_premature + 1e-12) & (np.nan_to_num(p90, nan=np.inf)
-                                                                <= max_bias)
+    table["meets_limits"] = ((prem <= max_premature + 1e-12)
+                             & (np.nan_to_num(p90, nan=np.inf) <= max_bias)
+                             & _measured_enough(tab.measured))
     summ = scoring.summarize(tab.scored, corpus=runs, by=["spec"], n_resamples=0)
     keep = ["fixed_n_same_cost", "premature_rate_fixed", "premature_lift", "wee_lift"]
     table = table.merge(summ[["spec", *keep]].rename(columns={"spec": "label"}), on="label",
