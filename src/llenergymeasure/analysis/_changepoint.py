@@ -298,14 +298,21 @@ if HAVE_NUMBA:
     def _pelt_nb(  # pragma: no cover - compiled
         s1: Any, s2: Any, table: Any, pen: float, minseglen: int
     ) -> Any:
-        # One pass per end t: the pruning test of step t-1 (value <= optimum + pen) is
-        # applied while evaluating step t, which keeps the candidates in R's order.
+        # R's PELTC, one end t at a time, in four simple passes over the candidate list
+        # (each a loop the compiler vectorises or runs without a loop-carried compare):
+        # drop the candidates pruned at t-1 (value > optimum + pen, R's test), in order;
+        # evaluate the rest; take their minimum, then the first candidate that reaches it
+        # (R's first minimum: `<` over the list in order); count those to prune. The
+        # values are R's `(lastchangelike[c] + cost) + pen`, each computed once, and the
+        # minimum of a set does not depend on the order it is taken in, so the output is
+        # the one-pass loop's bit for bit.
         n = s1.size - 1
         cached = table.size > 0
         like = np.zeros(n + 1)
         lastcpt = np.zeros(n + 1, np.int64)
         numcpt = np.zeros(n + 1, np.int64)
         cand = np.empty(n + 1, np.int64)
+        cand_like = np.empty(n + 1)  # lastchangelike of each candidate, kept alongside
         val = np.empty(n + 1)
         like[0] = -pen
         for j in range(minseglen, 2 * minseglen):
@@ -314,35 +321,71 @@ if HAVE_NUMBA:
         nch = 2
         cand[0] = 0
         cand[1] = minseglen
+        cand_like[0] = like[0]
+        cand_like[1] = like[minseglen]
         val[0] = -np.inf
         val[1] = -np.inf
         lim = np.inf
+        npruned = 0
         for t in range(2 * minseglen, n + 1):
             if like[t] == 0.0:
-                off = t * (t - 1) // 2
-                k = 0
-                best = np.inf
-                w = -1
-                for i in range(nch):
-                    if val[i] <= lim:
+                if npruned > 0:
+                    k = 0
+                    for i in range(nch):
+                        if val[i] <= lim:
+                            cand[k] = cand[i]
+                            cand_like[k] = cand_like[i]
+                            k += 1
+                    nch = k
+                if cached:
+                    off = t * (t - 1) // 2
+                    for i in range(nch):
+                        val[i] = (cand_like[i] + table[off + cand[i]]) + pen
+                else:
+                    for i in range(nch):
                         c = cand[i]
-                        if cached:
-                            cost = table[off + c]
-                        else:
-                            cost = _cost_nb(s1[t] - s1[c], s2[t] - s2[c], t - c)
-                        v = (like[c] + cost) + pen
-                        cand[k] = c
-                        val[k] = v
-                        if w < 0 or v < best:
-                            best = v
-                            w = k
-                        k += 1
-                nch = k
+                        cost = _cost_nb(s1[t] - s1[c], s2[t] - s2[c], t - c)
+                        val[i] = (cand_like[i] + cost) + pen
+                # the minimum, over four interleaved running minima
+                m0 = val[0]
+                m1 = m0
+                m2 = m0
+                m3 = m0
+                i = 1
+                while i + 4 <= nch:
+                    if val[i] < m0:
+                        m0 = val[i]
+                    if val[i + 1] < m1:
+                        m1 = val[i + 1]
+                    if val[i + 2] < m2:
+                        m2 = val[i + 2]
+                    if val[i + 3] < m3:
+                        m3 = val[i + 3]
+                    i += 4
+                while i < nch:
+                    if val[i] < m0:
+                        m0 = val[i]
+                    i += 1
+                if m1 < m0:
+                    m0 = m1
+                if m2 < m0:
+                    m0 = m2
+                if m3 < m0:
+                    m0 = m3
+                w = 0
+                while not (val[w] == m0):
+                    w += 1
+                best = val[w]
                 like[t] = best
                 lastcpt[t] = cand[w]
-                numcpt[t] = numcpt[lastcpt[t]] + 1
+                numcpt[t] = numcpt[cand[w]] + 1
                 lim = best + pen
-            cand[nch] = t - (minseglen - 1)
+                npruned = 0
+                for i in range(nch):
+                    npruned += val[i] > lim
+            c = t - (minseglen - 1)
+            cand[nch] = c
+            cand_like[nch] = like[c]
             val[nch] = -np.inf
             nch += 1
         ncp = 0
