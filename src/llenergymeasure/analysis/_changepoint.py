@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
 from llenergymeasure.criteria.pelt import (
@@ -87,6 +88,7 @@ __all__ = [
     "r_pelt_meanvar",
     "r_sumstat",
     "segmentation_cost",
+    "window_outlier_mask",
 ]
 
 logger = logging.getLogger(__name__)
@@ -401,6 +403,47 @@ if HAVE_NUMBA:
         return out, like[n], numcpt[n]
 
 
+    @_njit(cache=True)
+    def _window_outliers_nb(  # pragma: no cover - compiled
+        x: Any, window: int, k: float, i_lo: int, g_lo: float, i_hi: int, g_hi: float
+    ) -> Any:
+        # The sliding window is kept sorted (one removal and one insertion per step),
+        # so its median and quantiles are read off instead of partitioning each window.
+        n = x.size
+        srt = np.sort(x[:window])
+        hit = np.zeros(n, np.bool_)
+        half = window // 2
+        for i in range(n - window + 1):
+            if i > 0:
+                p = np.searchsorted(srt, x[i - 1])  # an entry equal to the leaving value
+                new = x[i + window - 1]
+                q = np.searchsorted(srt, new)
+                if q > p:
+                    for j in range(p, q - 1):
+                        srt[j] = srt[j + 1]
+                    srt[q - 1] = new
+                else:
+                    for j in range(p, q, -1):
+                        srt[j] = srt[j - 1]
+                    srt[q] = new
+            med = srt[half] if window % 2 else (srt[half - 1] + srt[half]) / 2.0
+            lo_a = srt[i_lo]
+            d = srt[i_lo + 1] - lo_a
+            p_lo = srt[i_lo + 1] - d * (1.0 - g_lo) if g_lo >= 0.5 else lo_a + d * g_lo
+            hi_a = srt[i_hi]
+            d = srt[i_hi + 1] - hi_a
+            p_hi = srt[i_hi + 1] - d * (1.0 - g_hi) if g_hi >= 0.5 else hi_a + d * g_hi
+            band = k * (p_hi - p_lo)
+            upper = med + band
+            lower = med - band
+            if srt[0] >= lower and srt[window - 1] <= upper:
+                continue  # nothing in this window is beyond its bounds
+            for j in range(i, i + window):
+                if x[j] > upper or x[j] < lower:
+                    hit[j] = True
+        return hit
+
+
 _compiled_ok: bool | None = None
 
 
@@ -422,6 +465,57 @@ def _use_compiled() -> bool:
             if not _compiled_ok:  # pragma: no cover - depends on the numba build
                 logger.warning("numba's log differs from libm's; using the numpy kernels")
     return _compiled_ok
+
+
+def _window_outliers_np(x: NDArray[np.float64], window: int, k: float) -> NDArray[np.bool_]:
+    """`window_outlier_mask` with numpy's `median` and `quantile` on every window."""
+    win = sliding_window_view(x, window)
+    med = np.median(win, axis=1)
+    p1, p99 = np.quantile(win, [0.01, 0.99], axis=1)
+    band = k * (p99 - p1)
+    hi = (med + band)[:, None]
+    lo = (med - band)[:, None]
+    dev = (win > hi) | (win < lo)
+    hit = np.zeros(x.size, dtype=bool)
+    w_idx, off = np.nonzero(dev)
+    hit[w_idx + off] = True
+    return hit
+
+
+def window_outlier_mask(x: ArrayLike, window: int, k: float) -> NDArray[np.bool_]:
+    r"""Samples outside median $\pm k\,(P_{99} - P_1)$ of some window of `window` samples.
+
+    The flagging step of Traini et al.'s outlier filter (see
+    `llenergymeasure.analysis.reference.traini_outliers`): for every window of `window`
+    consecutive samples, its median $m$ and its 1st and 99th percentiles as
+    `numpy.median` and `numpy.quantile` (method "linear") compute them, and a flag on
+    each sample of the window with $x > m + k (P_{99} - P_1)$ or
+    $x < m - k (P_{99} - P_1)$.
+
+    With numba the window is kept sorted as it slides and the statistics are read off
+    with numpy's arithmetic (the mean of the two middle values; its `_lerp` for the
+    percentiles, with numpy's own virtual indexes and weights), so the flags are
+    numpy's exactly, in $O(n w)$ instead of a partition per window.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask over `x` (all false when `x` is shorter than `window`).
+    """
+    arr = _as_series(x)
+    if window < 1:
+        raise ValueError(f"outlier window must be >= 1, got {window}")
+    if arr.size < window:
+        return np.zeros(arr.size, dtype=bool)
+    virtual = (window - 1) * np.array([0.01, 0.99])  # numpy's "linear" virtual indexes
+    prev = np.floor(virtual)
+    gamma = virtual - prev
+    inside = bool(np.all(prev >= 0) and np.all(prev + 1 <= window - 1))
+    if not (HAVE_NUMBA and inside):
+        return _window_outliers_np(arr, window, float(k))
+    return _window_outliers_nb(
+        arr, int(window), float(k), int(prev[0]), float(gamma[0]), int(prev[1]), float(gamma[1])
+    )
 
 
 class RPelt:
