@@ -402,7 +402,6 @@ if HAVE_NUMBA:
             last = lastcpt[last]
         return out, like[n], numcpt[n]
 
-
     @_njit(cache=True)
     def _window_outliers_nb(  # pragma: no cover - compiled
         x: Any, window: int, k: float, i_lo: int, g_lo: float, i_hi: int, g_hi: float
