@@ -331,18 +331,19 @@ if HAVE_NUMBA:
         npruned = 0
         for t in range(2 * minseglen, n + 1):
             if like[t] == 0.0:
+                # (unsigned indexes spare numba's negative-index wraparound code)
                 if npruned > 0:
                     k = 0
-                    for i in range(nch):
+                    for i in range(np.uint64(nch)):
                         if val[i] <= lim:
-                            cand[k] = cand[i]
-                            cand_like[k] = cand_like[i]
+                            cand[np.uint64(k)] = cand[i]
+                            cand_like[np.uint64(k)] = cand_like[i]
                             k += 1
                     nch = k
                 if cached:
                     off = t * (t - 1) // 2
-                    for i in range(nch):
-                        val[i] = (cand_like[i] + table[off + cand[i]]) + pen
+                    for i in range(np.uint64(nch)):
+                        val[i] = (cand_like[i] + table[np.uint64(off + cand[i])]) + pen
                 else:
                     for i in range(nch):
                         c = cand[i]
@@ -383,7 +384,7 @@ if HAVE_NUMBA:
                 numcpt[t] = numcpt[cand[w]] + 1
                 lim = best + pen
                 npruned = 0
-                for i in range(nch):
+                for i in range(np.uint64(nch)):
                     npruned += val[i] > lim
             c = t - (minseglen - 1)
             cand[nch] = c
@@ -680,7 +681,7 @@ def crops(
             cpts, like_n, nseg = pelt.run(pen)
             runs += 1
             new_num.append(int(cpts.size))
-            new_segs.append([int(c) for c in cpts[:-1]])
+            new_segs.append(cpts[:-1].tolist())
             new_cost.append(like_n - (nseg - 1) * pen)
         test_penalties = sorted(set(test_penalties) | set(pen_interval))
         all_num = counts + new_num
