@@ -300,14 +300,15 @@ if HAVE_NUMBA:
     def _pelt_nb(  # pragma: no cover - compiled
         s1: Any, s2: Any, table: Any, pen: float, minseglen: int
     ) -> Any:
-        # R's PELTC, one end t at a time, in four simple passes over the candidate list
-        # (each a loop the compiler vectorises or runs without a loop-carried compare):
-        # drop the candidates pruned at t-1 (value > optimum + pen, R's test), in order;
-        # evaluate the rest; take their minimum, then the first candidate that reaches it
-        # (R's first minimum: `<` over the list in order); count those to prune. The
-        # values are R's `(lastchangelike[c] + cost) + pen`, each computed once, and the
-        # minimum of a set does not depend on the order it is taken in, so the output is
-        # the one-pass loop's bit for bit.
+        # R's PELTC, one end t at a time, in simple passes over the candidate list
+        # instead of one loop with a compare-and-branch chain: drop the candidates pruned
+        # at t-1 (value > optimum + pen, R's test), in order; evaluate the rest; take
+        # their minimum (four independent running minima, compiled branch-free), then
+        # the first candidate that reaches it (R's first minimum: `<` over the list in
+        # order); count those to prune (vectorised). The values are R's
+        # `(lastchangelike[c] + cost) + pen`, each computed once, and the minimum of a
+        # set does not depend on the order it is taken in, so the output is the
+        # one-pass loop's bit for bit.
         n = s1.size - 1
         cached = table.size > 0
         like = np.zeros(n + 1)
