@@ -150,6 +150,31 @@ def test_numpy_fallback_is_bit_identical_to_the_compiled_kernel() -> None:
         assert a[1] == b[1] == c[1] and a[2] == b[2] == c[2]
 
 
+def test_sorted_window_outlier_flags_are_numpys() -> None:
+    # The compiled filter reads the median and the linear quantiles off a sliding sorted
+    # window; numpy partitions each window. Ties (rounded values), spikes, odd and even
+    # windows, windows of 3 and 4 (weights below and above 0.5) and a window as long as
+    # the series must flag the same samples.
+    rng = np.random.default_rng(7)
+    for trial in range(120):
+        m = int(rng.integers(5, 300))
+        w = int(rng.integers(3, min(m, 220) + 1)) if trial % 10 else m
+        x = np.round(rng.lognormal(0.0, 1.0, m), int(rng.integers(0, 3)))
+        if trial % 3 == 0:
+            x[rng.integers(0, m, 4)] *= 40.0
+        k = float(rng.choice([0.1, 1.0, 3.0]))
+        got = cp_mod.window_outlier_mask(x, w, k)
+        assert np.array_equal(got, cp_mod._window_outliers_np(x, w, k)), (trial, m, w, k)
+    # One spike and one dip in 200-sample windows of ones: P99 - P1 is 0, so only they
+    # lie beyond the bounds (in a 20-sample window the spike is P99's neighbour: kept).
+    x = np.r_[np.ones(120), 9.0, np.ones(60), 0.5, np.ones(60)]
+    assert np.flatnonzero(cp_mod.window_outlier_mask(x, 200, 3.0)).tolist() == [120, 181]
+    assert not cp_mod.window_outlier_mask(x, 20, 3.0).any()
+    assert not cp_mod.window_outlier_mask(x[:10], 20, 3.0).any()
+    with pytest.raises(ValueError, match="window"):
+        cp_mod.window_outlier_mask(x, 0, 3.0)
+
+
 def test_kneedle_known_elbow() -> None:
     x = np.arange(8.0)
     y = np.array([100, 50, 10, 8, 6, 4, 2, 0.0])

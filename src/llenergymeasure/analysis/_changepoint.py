@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
 from llenergymeasure.criteria.pelt import (
@@ -87,6 +88,7 @@ __all__ = [
     "r_pelt_meanvar",
     "r_sumstat",
     "segmentation_cost",
+    "window_outlier_mask",
 ]
 
 logger = logging.getLogger(__name__)
@@ -298,14 +300,22 @@ if HAVE_NUMBA:
     def _pelt_nb(  # pragma: no cover - compiled
         s1: Any, s2: Any, table: Any, pen: float, minseglen: int
     ) -> Any:
-        # One pass per end t: the pruning test of step t-1 (value <= optimum + pen) is
-        # applied while evaluating step t, which keeps the candidates in R's order.
+        # R's PELTC, one end t at a time, in simple passes over the candidate list
+        # instead of one loop with a compare-and-branch chain: drop the candidates pruned
+        # at t-1 (value > optimum + pen, R's test), in order; evaluate the rest; take
+        # their minimum (four independent running minima, compiled branch-free), then
+        # the first candidate that reaches it (R's first minimum: `<` over the list in
+        # order); count those to prune (vectorised). The values are R's
+        # `(lastchangelike[c] + cost) + pen`, each computed once, and the minimum of a
+        # set does not depend on the order it is taken in, so the output is the
+        # one-pass loop's bit for bit.
         n = s1.size - 1
         cached = table.size > 0
         like = np.zeros(n + 1)
         lastcpt = np.zeros(n + 1, np.int64)
         numcpt = np.zeros(n + 1, np.int64)
         cand = np.empty(n + 1, np.int64)
+        cand_like = np.empty(n + 1)  # lastchangelike of each candidate, kept alongside
         val = np.empty(n + 1)
         like[0] = -pen
         for j in range(minseglen, 2 * minseglen):
@@ -314,35 +324,72 @@ if HAVE_NUMBA:
         nch = 2
         cand[0] = 0
         cand[1] = minseglen
+        cand_like[0] = like[0]
+        cand_like[1] = like[minseglen]
         val[0] = -np.inf
         val[1] = -np.inf
         lim = np.inf
+        npruned = 0
         for t in range(2 * minseglen, n + 1):
             if like[t] == 0.0:
-                off = t * (t - 1) // 2
-                k = 0
-                best = np.inf
-                w = -1
-                for i in range(nch):
-                    if val[i] <= lim:
+                # (unsigned indexes spare numba's negative-index wraparound code)
+                if npruned > 0:
+                    k = 0
+                    for i in range(np.uint64(nch)):
+                        if val[i] <= lim:
+                            cand[np.uint64(k)] = cand[i]
+                            cand_like[np.uint64(k)] = cand_like[i]
+                            k += 1
+                    nch = k
+                if cached:
+                    off = t * (t - 1) // 2
+                    for i in range(np.uint64(nch)):
+                        val[i] = (cand_like[i] + table[np.uint64(off + cand[i])]) + pen
+                else:
+                    for i in range(nch):
                         c = cand[i]
-                        if cached:
-                            cost = table[off + c]
-                        else:
-                            cost = _cost_nb(s1[t] - s1[c], s2[t] - s2[c], t - c)
-                        v = (like[c] + cost) + pen
-                        cand[k] = c
-                        val[k] = v
-                        if w < 0 or v < best:
-                            best = v
-                            w = k
-                        k += 1
-                nch = k
+                        cost = _cost_nb(s1[t] - s1[c], s2[t] - s2[c], t - c)
+                        val[i] = (cand_like[i] + cost) + pen
+                # the minimum, over four interleaved running minima
+                m0 = val[0]
+                m1 = m0
+                m2 = m0
+                m3 = m0
+                i = 1
+                while i + 4 <= nch:
+                    if val[i] < m0:
+                        m0 = val[i]
+                    if val[i + 1] < m1:
+                        m1 = val[i + 1]
+                    if val[i + 2] < m2:
+                        m2 = val[i + 2]
+                    if val[i + 3] < m3:
+                        m3 = val[i + 3]
+                    i += 4
+                while i < nch:
+                    if val[i] < m0:
+                        m0 = val[i]
+                    i += 1
+                if m1 < m0:
+                    m0 = m1
+                if m2 < m0:
+                    m0 = m2
+                if m3 < m0:
+                    m0 = m3
+                w = 0
+                while not (val[w] == m0):
+                    w += 1
+                best = val[w]
                 like[t] = best
                 lastcpt[t] = cand[w]
-                numcpt[t] = numcpt[lastcpt[t]] + 1
+                numcpt[t] = numcpt[cand[w]] + 1
                 lim = best + pen
-            cand[nch] = t - (minseglen - 1)
+                npruned = 0
+                for i in range(np.uint64(nch)):
+                    npruned += val[i] > lim
+            c = t - (minseglen - 1)
+            cand[nch] = c
+            cand_like[nch] = like[c]
             val[nch] = -np.inf
             nch += 1
         ncp = 0
@@ -356,6 +403,46 @@ if HAVE_NUMBA:
             out[i] = last
             last = lastcpt[last]
         return out, like[n], numcpt[n]
+
+    @_njit(cache=True)
+    def _window_outliers_nb(  # pragma: no cover - compiled
+        x: Any, window: int, k: float, i_lo: int, g_lo: float, i_hi: int, g_hi: float
+    ) -> Any:
+        # The sliding window is kept sorted (one removal and one insertion per step),
+        # so its median and quantiles are read off instead of partitioning each window.
+        n = x.size
+        srt = np.sort(x[:window])
+        hit = np.zeros(n, np.bool_)
+        half = window // 2
+        for i in range(n - window + 1):
+            if i > 0:
+                p = np.searchsorted(srt, x[i - 1])  # an entry equal to the leaving value
+                new = x[i + window - 1]
+                q = np.searchsorted(srt, new)
+                if q > p:
+                    for j in range(p, q - 1):
+                        srt[j] = srt[j + 1]
+                    srt[q - 1] = new
+                else:
+                    for j in range(p, q, -1):
+                        srt[j] = srt[j - 1]
+                    srt[q] = new
+            med = srt[half] if window % 2 else (srt[half - 1] + srt[half]) / 2.0
+            lo_a = srt[i_lo]
+            d = srt[i_lo + 1] - lo_a
+            p_lo = srt[i_lo + 1] - d * (1.0 - g_lo) if g_lo >= 0.5 else lo_a + d * g_lo
+            hi_a = srt[i_hi]
+            d = srt[i_hi + 1] - hi_a
+            p_hi = srt[i_hi + 1] - d * (1.0 - g_hi) if g_hi >= 0.5 else hi_a + d * g_hi
+            band = k * (p_hi - p_lo)
+            upper = med + band
+            lower = med - band
+            if srt[0] >= lower and srt[window - 1] <= upper:
+                continue  # nothing in this window is beyond its bounds
+            for j in range(i, i + window):
+                if x[j] > upper or x[j] < lower:
+                    hit[j] = True
+        return hit
 
 
 _compiled_ok: bool | None = None
@@ -379,6 +466,57 @@ def _use_compiled() -> bool:
             if not _compiled_ok:  # pragma: no cover - depends on the numba build
                 logger.warning("numba's log differs from libm's; using the numpy kernels")
     return _compiled_ok
+
+
+def _window_outliers_np(x: NDArray[np.float64], window: int, k: float) -> NDArray[np.bool_]:
+    """`window_outlier_mask` with numpy's `median` and `quantile` on every window."""
+    win = sliding_window_view(x, window)
+    med = np.median(win, axis=1)
+    p1, p99 = np.quantile(win, [0.01, 0.99], axis=1)
+    band = k * (p99 - p1)
+    hi = (med + band)[:, None]
+    lo = (med - band)[:, None]
+    dev = (win > hi) | (win < lo)
+    hit = np.zeros(x.size, dtype=bool)
+    w_idx, off = np.nonzero(dev)
+    hit[w_idx + off] = True
+    return hit
+
+
+def window_outlier_mask(x: ArrayLike, window: int, k: float) -> NDArray[np.bool_]:
+    r"""Samples outside median $\pm k\,(P_{99} - P_1)$ of some window of `window` samples.
+
+    The flagging step of Traini et al.'s outlier filter (see
+    `llenergymeasure.analysis.reference.traini_outliers`): for every window of `window`
+    consecutive samples, its median $m$ and its 1st and 99th percentiles as
+    `numpy.median` and `numpy.quantile` (method "linear") compute them, and a flag on
+    each sample of the window with $x > m + k (P_{99} - P_1)$ or
+    $x < m - k (P_{99} - P_1)$.
+
+    With numba the window is kept sorted as it slides and the statistics are read off
+    with numpy's arithmetic (the mean of the two middle values; its `_lerp` for the
+    percentiles, with numpy's own virtual indexes and weights), so the flags are
+    numpy's exactly, in $O(n w)$ instead of a partition per window.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask over `x` (all false when `x` is shorter than `window`).
+    """
+    arr = _as_series(x)
+    if window < 1:
+        raise ValueError(f"outlier window must be >= 1, got {window}")
+    if arr.size < window:
+        return np.zeros(arr.size, dtype=bool)
+    virtual = (window - 1) * np.array([0.01, 0.99])  # numpy's "linear" virtual indexes
+    prev = np.floor(virtual)
+    gamma = virtual - prev
+    inside = bool(np.all(prev >= 0) and np.all(prev + 1 <= window - 1))
+    if not (HAVE_NUMBA and inside):
+        return _window_outliers_np(arr, window, float(k))
+    return _window_outliers_nb(
+        arr, int(window), float(k), int(prev[0]), float(gamma[0]), int(prev[1]), float(gamma[1])
+    )
 
 
 class RPelt:
@@ -544,7 +682,7 @@ def crops(
             cpts, like_n, nseg = pelt.run(pen)
             runs += 1
             new_num.append(int(cpts.size))
-            new_segs.append([int(c) for c in cpts[:-1]])
+            new_segs.append(cpts[:-1].tolist())
             new_cost.append(like_n - (nseg - 1) * pen)
         test_penalties = sorted(set(test_penalties) | set(pen_interval))
         all_num = counts + new_num

@@ -56,6 +56,7 @@ from llenergymeasure.analysis._changepoint import (
     kneedle_elbow,
     pelt_normal,
     r_pelt_meanvar,
+    window_outlier_mask,
 )
 from llenergymeasure.analysis._changepoint import _as_series as _series
 from llenergymeasure.criteria.pelt import merge_equivalent_segments
@@ -400,7 +401,9 @@ def traini_outliers(
     that contains it, $x > m + k (P_{99} - P_1)$ or $x < m - k (P_{99} - P_1)$, with
     $m$ the window's median and $P$ its quantiles (`numpy.quantile`, linear). The
     comparisons are written as in the published code, so a value on the bound is
-    treated alike. A run shorter than `skip + window` has no outliers.
+    treated alike. A run shorter than `skip + window` has no outliers. The windows'
+    statistics come from `llenergymeasure.analysis._changepoint.window_outlier_mask`,
+    which with numba slides a sorted window and gives numpy's values exactly.
 
     References
     ----------
@@ -416,17 +419,7 @@ def traini_outliers(
         skip = int(np.ceil(window / np.log1p(noops))) if noops > 0 else 0
     if n - skip < window:
         return np.empty(0, dtype=np.intp)
-    sub = arr[skip:]
-    win = sliding_window_view(sub, window)
-    med = np.median(win, axis=1)
-    p1, p99 = np.quantile(win, [0.01, 0.99], axis=1)
-    band = k * (p99 - p1)
-    hi = (med + band)[:, None]
-    lo = (med - band)[:, None]
-    dev = (win > hi) | (win < lo)
-    hit = np.zeros(sub.size, dtype=bool)
-    w_idx, off = np.nonzero(dev)
-    hit[w_idx + off] = True
+    hit = window_outlier_mask(arr[skip:], window, k)
     return np.flatnonzero(hit).astype(np.intp) + skip
 
 
