@@ -98,6 +98,23 @@ def test_cli_replay_of_the_pyperf_folder_reports_146_runs(shared_data, tmp_path,
     assert "replayed 146 runs" in capsys.readouterr().out
 
 
+def test_a_traini_corpus_root_reads_as_its_series_with_their_labels(shared_data, tmp_path,
+                                                                   capsys):
+    """The corpus root (timeseries/all, classification/, ...) gives the runs of its series
+    folder, published labels included, in Python and in the CLI, with the same ids."""
+    root = shared_data / "traini-dev"
+    corpus = Corpus.build(root, format="traini")
+    series = Corpus.build(root / "timeseries" / "all", format="traini")
+    assert corpus.keys() == series.keys() and len(corpus) == 300
+    steady = [r for r in corpus if r.reference_start is not None and r.reference_start >= 0]
+    assert len(steady) == 253  # the published labels: 253 forks reach a steady state
+    out = tmp_path / "labels.csv"
+    assert main(["label", str(root), "--format", "traini", "-m", "mser5", "-o", str(out),
+                 "-q"]) == 0
+    frame = pd.read_csv(out, dtype={"trace_id": str, "run_id": str})
+    assert list(zip(frame["trace_id"], frame["run_id"], strict=True)) == corpus.keys()
+
+
 def test_the_same_inputs_in_any_order_give_the_same_ids_everywhere(tmp_path):
     x = [np.r_[np.linspace(40, 10, 30), np.full(60, 10.0)] * (1 + 0.01 * k) for k in range(3)]
     paths = []

@@ -65,6 +65,7 @@ __all__ = [
     "RunRecord",
     "read_reference",
     "trace_id_of",
+    "traini_series_folder",
 ]
 
 #: Required columns of a reference file, in order.
@@ -251,6 +252,15 @@ def _runs_of_array(item: Any, tid: str, source: str, signals: Sequence[str] | No
         with np.errstate(invalid="ignore", over="ignore"):
             run = run.replace(times=np.cumsum(run.base) / 1e3)
     return run
+
+
+def traini_series_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder of series to read for `path`: a Traini et al. corpus folder (one holding
+    `timeseries/all/`, with `classification/` beside it for the labels) is read as its
+    `timeseries/all/`, so the corpus root can be given as it is; any other path as is."""
+    p = Path(path)
+    series = p / "timeseries" / "all"
+    return series if p.is_dir() and series.is_dir() else p
 
 
 def _is_pathlike(obj: Any) -> bool:
@@ -541,7 +551,7 @@ def _records(item: Any, name: str | None, pos: int, signals: Sequence[str] | Non
     if isinstance(item, Corpus):
         return list(item)
     if _is_pathlike(item):
-        path = Path(item)
+        path = traini_series_folder(item)
         if not path.exists():
             raise FileNotFoundError(f"no trace file or folder {path}")
         if path.is_dir():

@@ -162,9 +162,10 @@ def load_inputs(paths: Iterable[str], fmt: str | None = None, *, keep_going: boo
     Each trace's `trace_id` follows the corpus rule (`analysis.corpus.Corpus.build`):
     a file given by name is its stem; a file found in a folder is its path relative to
     the folder, prefixed by the folder's name when several folders are given."""
+    from llenergymeasure.analysis.corpus import traini_series_folder
     from llenergymeasure.traces.io import _trace_id_from_path, load_trace
 
-    paths = list(paths)
+    paths = [str(traini_series_folder(p)) for p in paths]  # a Traini corpus: its series
     expand_inputs(paths)  # a missing path fails before any file is read
     folders = [Path(p) for p in paths if Path(p).is_dir()]
     prefix = len(folders) > 1
