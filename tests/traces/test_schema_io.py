@@ -456,3 +456,18 @@ def test_writer_to_parquet_and_refuses_to_clobber_a_recording(tmp_path: Path) ->
         TraceWriter(tmp_path / "x.jsonl", meta)
     out = writer.finalize(to_parquet=True, status="fixed")
     assert out == tmp_path / "x.parquet" and len(load_trace(out).data) == 3
+
+
+@pytest.mark.parametrize("value", [2.0**63, -(2.0**64), 1e19])
+def test_an_integer_column_refuses_values_beyond_64_bits(tmp_path: Path, value: float) -> None:
+    rows = make_rows("a", 3)
+    rows[1]["input_tokens"] = value
+    path = write_jsonl(tmp_path / "big.jsonl", meta_dict(), rows)
+    with pytest.raises(TraceFormatError, match="input_tokens") as info:
+        load_trace(path)
+    assert info.value.line == 3
+    from llenergymeasure.traces.io import value_problem
+
+    assert value_problem("input_tokens", value) is not None
+    assert value_problem("input_tokens", 2**63 - 1) is None
+    assert value_problem("input_tokens", 2**63) is not None

@@ -127,7 +127,14 @@ def _criterion_feed(latency: float, extras: Mapping[str, Any], criterion: Criter
 
 
 class _Shadow:
-    """A shadow criterion: fed the same samples, with its own stop tracker."""
+    """A shadow criterion: fed the same samples, with its own stop tracker.
+
+    The driver's main loop inlines `observe` (same steps, one call less per
+    shadow and sample); the loop after the stop calls it.
+    """
+
+    __slots__ = ("criterion", "done", "failure", "key", "latency_only", "track", "tracker",
+                 "update")
 
     def __init__(self, key: str, criterion: Criterion, rule: StopRule) -> None:
         self.key = key
@@ -135,27 +142,31 @@ class _Shadow:
         self.tracker = rule.tracker()
         self.failure: str | None = None
         self.done = False
-        self._latency_only = criterion.signals == ("latency_ms",)
-        self._update = criterion.update
-        self._track = self.tracker.observe
+        self.latency_only = criterion.signals == ("latency_ms",)
+        self.update = criterion.update
+        self.track = self.tracker.observe
 
     def observe(self, latency: float, extras: Mapping[str, Any], t_s: float) -> bool:
         """Feed one sample; True once the shadow has stopped (or failed), then it ignores more."""
         if self.done:
             return True
         try:
-            self._update(
-                latency if self._latency_only else _criterion_feed(latency, extras, self.criterion),
+            self.update(
+                latency if self.latency_only else _criterion_feed(latency, extras, self.criterion),
                 t_s,
             )
         except (KeyError, ValueError) as exc:  # missing signal, NaN side channel
-            self.failure = f"could not be evaluated at sample {self.tracker.n + 1}: {exc}"
-            logger.warning("shadow criterion %s %s", self.key, self.failure)
-            self.done = True
+            self.fail(exc)
             return True
-        if self._track(self.criterion.passed_) is not None:
+        if self.track(self.criterion.passed_) is not None:
             self.done = True
         return self.done
+
+    def fail(self, exc: Exception) -> None:
+        """The sample could not be fed (missing signal, NaN side channel): stop observing."""
+        self.failure = f"could not be evaluated at sample {self.tracker.n + 1}: {exc}"
+        logger.warning("shadow criterion %s %s", self.key, self.failure)
+        self.done = True
 
     def decision(self) -> ShadowDecision:
         d = self.tracker.decision
@@ -194,6 +205,7 @@ _DRIVER_COLUMNS = frozenset({*REQUIRED_COLUMNS, "throttled"})
 #: The fields of a callable that returned a plain latency (read-only: shared by every attempt).
 _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 _INF = math.inf
+_I64 = 2**63  # the Int64 columns hold 64-bit integers
 
 
 class _Recorder:
@@ -237,6 +249,8 @@ class _Recorder:
         self._warned: set[str] = set()
         # `latency_ms` is in a returned mapping but written by the driver: skipped silently.
         self._keys: dict[str, tuple[str, bool, bool] | None] = {"latency_ms": None}
+        # `, "key": ` of the fields where a plain float goes in as it is (filled by `_key`).
+        self._float_as_is: dict[str, str] = {}
         if path is None:
             return
         from llenergymeasure.core.environment import capture_environment
@@ -276,6 +290,8 @@ class _Recorder:
             dtype = None if spec is None else spec.dtype
             entry = (", " + encode_key(key), dtype in (None, "float64"),
                      dtype in (None, "float64", "Int64", "int64"))
+            if entry[1]:
+                self._float_as_is[key] = entry[0]
         self._keys[key] = entry
         return entry
 
@@ -291,17 +307,22 @@ class _Recorder:
         if throttled is not None:
             line += ', "throttled": true' if throttled else ', "throttled": false'
         if fields:
-            keys = self._keys
+            as_is = self._float_as_is
             for key, value in fields.items():
-                if value is None:
+                if value.__class__ is float:  # the common case: a float for a float column
+                    text = as_is.get(key)
+                    if text is not None:
+                        line += text + (repr(value) if -_INF < value < _INF else "null")
+                        continue
+                if value is None or key == "latency_ms":
                     continue
-                entry = keys[key] if key in keys else self._key(key)
+                entry = self._keys[key] if key in self._keys else self._key(key)
                 if entry is None:
                     continue
                 cls = value.__class__
                 if cls is float and entry[1]:
                     line += entry[0] + (repr(value) if -_INF < value < _INF else "null")
-                elif cls is int and entry[2]:
+                elif cls is int and entry[2] and -_I64 <= value < _I64:
                     line += entry[0] + int.__repr__(value)
                 else:
                     problem = value_problem(key, value)
@@ -703,8 +724,16 @@ def warmup_until_converged(
                    t_s)
             if live:
                 stopped = False
-                for shadow in live:
-                    stopped |= shadow.observe(latency, fields, t_s)
+                for shadow in live:  # _Shadow.observe, inlined
+                    try:
+                        shadow.update(latency if shadow.latency_only
+                                      else _criterion_feed(latency, fields, shadow.criterion), t_s)
+                    except (KeyError, ValueError) as exc:
+                        shadow.fail(exc)
+                        stopped = True
+                        continue
+                    if shadow.track(shadow.criterion.passed_) is not None:
+                        shadow.done = stopped = True
                 if stopped:  # a stopped shadow costs nothing from now on
                     live = [s for s in live if not s.done]
             if bar:

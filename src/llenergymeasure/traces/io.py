@@ -177,6 +177,7 @@ def _json_value(v: Any) -> Any:
 
 _KEY_CACHE: dict[str, str] = {}
 _INF = math.inf
+_I64 = 2**63
 
 
 def encode_key(key: str) -> str:
@@ -612,9 +613,9 @@ def value_problem(name: str, value: Any) -> str | None:
     elif spec.dtype in ("Int64", "int64"):
         if isinstance(value, (float, np.floating)) and not math.isfinite(value):
             return None
-        ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) or (
-            isinstance(value, (float, np.floating)) and float(value).is_integer()
-        )
+        ok = ((isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)))
+              or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+              ) and -_I64 <= value < _I64  # a 64-bit integer
     elif spec.dtype in ("bool", "boolean"):
         ok = isinstance(value, (bool, np.bool_))
     else:

@@ -406,6 +406,7 @@ def _coerce_numeric(col: pd.Series, name: str, spec: ColumnSpec, loc: _Locator) 
     arr = num.to_numpy(dtype="float64", na_value=np.nan)
     finite = np.isfinite(arr)
     bad = np.isinf(arr) | (finite & (arr != np.floor(np.where(finite, arr, 0.0))))
+    bad |= finite & (np.abs(arr) >= 2.0**63)  # beyond the 64-bit integers
     if bad.any():
         raise _bad_type(loc, name, spec, col, _first(bad))
     if spec.dtype == "int64":
