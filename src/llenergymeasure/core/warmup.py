@@ -716,7 +716,7 @@ def warmup_until_converged(
             sample = attempt(attempts - 1)
             if sample is None:
                 if bar:
-                    progress.advance(criterion.describe(), counts["failures"])
+                    progress.advance(criterion.describe, counts["failures"])
                 continue
             latency, fields, t_s = sample
             latencies.append(latency)
@@ -737,7 +737,7 @@ def warmup_until_converged(
                 if stopped:  # a stopped shadow costs nothing from now on
                     live = [s for s in live if not s.done]
             if bar:
-                progress.advance(criterion.describe(), counts["failures"])
+                progress.advance(criterion.describe, counts["failures"])
             if detect:
                 decision = tracker.observe(criterion.passed_)
                 if decision is not None and decision.converged:
