@@ -483,7 +483,9 @@ def warmup_until_converged(
         Criteria evaluated on the same samples, with the same `StopRule`, that
         never stop the run; their would-be stops are stored in the trace
         metadata (`RunInfo.shadow`, keyed by the spec as given, or
-        `Criterion.spec`).
+        `Criterion.spec`). They are fed when the trace is finalised, from the
+        samples kept during the run (so that their cost does not fall between
+        two calls), and not at all without `trace_path`.
     record_after_stop : int, default 0
         Keep measuring this many attempts after the stop (recorded in the
         trace and fed to the shadow criteria; the result still reports the
@@ -705,12 +707,30 @@ def warmup_until_converged(
             return None
         return latency, fields, (t_end - first_start) / 1e9  # type: ignore[operator]
 
+    # The shadow criteria are fed after the run, from the samples kept here (with a copy of
+    # the callable's fields when a shadow watches one): they decide nothing during the run,
+    # so their cost stays out of the time between calls. Same samples, same order, same
+    # `_Shadow.observe` as online: the same decisions.
+    shadow_feed: list[tuple[float, Mapping[str, Any], float]] = []
+    copy_fields = None if all(s.latency_only for s in shadows) else dict
+
+    def decide_shadows() -> dict[str, ShadowDecision]:
+        """Feed the kept samples to the shadows (each until it stops); their decisions."""
+        if recorder.writer is None:  # the decisions go to the trace only
+            return {}
+        live = list(shadows)
+        for sample in shadow_feed:
+            live = [s for s in live if not s.observe(*sample)]
+            if not live:
+                break
+        shadow_feed.clear()
+        return {s.key: s.decision() for s in shadows}
+
     n_recorded = 0
     try:
         max_prompts = config.max_prompts
         detect = config.convergence_detection
         update = criterion.update
-        live = [s for s in shadows if not s.done]  # shadows still observing
         while attempts < max_prompts:
             attempts += 1
             sample = attempt(attempts - 1)
@@ -722,20 +742,9 @@ def warmup_until_converged(
             latencies.append(latency)
             update(latency if feed_latency_only else _criterion_feed(latency, fields, criterion),
                    t_s)
-            if live:
-                stopped = False
-                for shadow in live:  # _Shadow.observe, inlined
-                    try:
-                        shadow.update(latency if shadow.latency_only
-                                      else _criterion_feed(latency, fields, shadow.criterion), t_s)
-                    except (KeyError, ValueError) as exc:
-                        shadow.fail(exc)
-                        stopped = True
-                        continue
-                    if shadow.track(shadow.criterion.passed_) is not None:
-                        shadow.done = stopped = True
-                if stopped:  # a stopped shadow costs nothing from now on
-                    live = [s for s in live if not s.done]
+            if shadows:
+                shadow_feed.append((latency, _NO_FIELDS if copy_fields is None
+                                    else copy_fields(fields), t_s))
             if bar:
                 progress.advance(criterion.describe, counts["failures"])
             if detect:
@@ -754,9 +763,9 @@ def warmup_until_converged(
             for k in range(extra_attempts):
                 sample = attempt(attempts + k)
                 n_recorded += 1
-                if sample is not None:
-                    for shadow in live:
-                        shadow.observe(*sample)
+                if sample is not None and shadows:
+                    shadow_feed.append((sample[0], _NO_FIELDS if copy_fields is None
+                                        else copy_fields(sample[1]), sample[2]))
                 if after is not None:
                     after.update(1)
         finally:
@@ -775,7 +784,7 @@ def warmup_until_converged(
                 else None,
                 stop_reason=("interrupted by the user (KeyboardInterrupt)" if interrupted
                              else f"stopped by {type(exc).__name__}: {exc}"),
-                shadow={s.key: s.decision() for s in shadows},
+                shadow=decide_shadows(),
             )
         except Exception as fin_exc:  # keep the original exception; the partial file remains
             logger.error("could not finalise the trace: %s", fin_exc)
@@ -830,7 +839,7 @@ def warmup_until_converged(
         status=status,
         stop_index=stop_index,
         stop_reason=reason,
-        shadow={s.key: s.decision() for s in shadows},
+        shadow=decide_shadows(),
     )
     if recorder.final_path is not None:
         logger.info("trace of %d attempts written to %s", n_recorded, recorder.final_path)
