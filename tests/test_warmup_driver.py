@@ -180,6 +180,32 @@ def test_progress_shows_cv_and_target(capsys: pytest.CaptureFixture[str]) -> Non
     assert "CV=" in err and "target=5.00%" in err
 
 
+def test_a_lazy_postfix_is_built_once_per_redraw_interval_and_at_close() -> None:
+    import io
+    import time
+
+    from llenergymeasure.progress import WarmupProgress
+
+    calls: list[int] = []
+
+    def text() -> str:
+        calls.append(1)
+        return f"built={len(calls)}"
+
+    out = io.StringIO()
+    bar = WarmupProgress(3000, file=out)
+    interval = bar.bar.mininterval
+    t0 = time.monotonic()
+    for _ in range(3000):
+        bar.advance(text, failures=2)
+    elapsed = time.monotonic() - t0
+    bar.close()
+    # one build per started interval, plus the one at close
+    assert 2 <= len(calls) <= elapsed / interval + 2
+    last = out.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert "3000/3000" in last and f"built={len(calls)} failures=2" in last
+
+
 def test_no_progress_creates_no_bar(monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     import llenergymeasure.progress as progress

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from tqdm.auto import tqdm
@@ -42,17 +44,42 @@ class WarmupProgress:
 
     def __init__(self, total: int, *, enabled: bool = True, file: IO[str] | None = None) -> None:
         self.bar = progress_bar(total, "Warmup", "prompt", enabled=enabled, file=file)
+        self._due = 0.0  # monotonic time from which a lazy postfix is computed again
+        self._pending: tuple[Callable[[], str], int] | None = None
 
-    def advance(self, postfix: str, failures: int = 0) -> None:
-        """Count one attempt and show ``postfix``."""
-        if self.bar is None:
+    def advance(self, postfix: str | Callable[[], str], failures: int = 0) -> None:
+        """Count one attempt and show ``postfix``.
+
+        ``postfix`` may be a function returning the text: it is then called at
+        most once per redraw interval of the bar (tqdm's ``mininterval``), and
+        once more by `close`, so that building the text (a criterion's
+        ``describe``) is not paid on every attempt of a fast loop.
+        """
+        bar = self.bar
+        if bar is None:
             return
-        text = postfix if not failures else f"{postfix} failures={failures}"
-        self.bar.set_postfix_str(text, refresh=False)
-        self.bar.update(1)
+        if callable(postfix):
+            self._pending = (postfix, failures)
+            now = time.monotonic()
+            if now < self._due:
+                bar.update(1)
+                return
+            self._due = now + bar.mininterval
+            postfix = postfix()
+        else:
+            self._pending = None
+        bar.set_postfix_str(postfix if not failures else f"{postfix} failures={failures}",
+                            refresh=False)
+        bar.update(1)
 
     def close(self) -> None:
-        """Close the bar (idempotent)."""
+        """Close the bar (idempotent), showing the latest postfix."""
         if self.bar is not None:
+            if self._pending is not None:
+                make, failures = self._pending
+                text = make()
+                self.bar.set_postfix_str(text if not failures else f"{text} failures={failures}",
+                                         refresh=False)
+                self._pending = None
             self.bar.close()
             self.bar = None

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -33,6 +34,7 @@ from llenergymeasure.core.openai_client import (
     _quantile,
 )
 from llenergymeasure.traces.io import load_trace
+from llenergymeasure.traces.model import OPTIONAL_COLUMNS
 
 PROMPT = "the model is fast"
 N_PROMPT_WORDS = 4  # the tiny tokenizer is word-level, adds no special token, and the
@@ -236,6 +238,12 @@ def scripted() -> Iterator[str]:
         "notjson": _sse("{oops"),
         "cut": _sse(_CHUNK % "a"),
         "cut-chunked": _sse(_CHUNK % "a"),
+        # text chunks, a finish reason, then the usage
+        "finished": _sse(_CHUNK % "a", _CHUNK % " b",
+                         '{"choices":[{"index":0,"delta":{"content":" c"},'
+                         '"finish_reason":"length"}]}',
+                         '{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3}}',
+                         "[DONE]"),
     }
     _Scripted.requests = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
@@ -271,6 +279,46 @@ def test_error_event_and_bad_json_are_response_errors(scripted: str) -> None:
         create_openai_inference_fn(scripted, "error", "q")()
     with pytest.raises(ServerResponseError, match="not JSON"):
         create_openai_inference_fn(scripted, "notjson", "q")()
+
+
+def test_every_field_of_the_client_is_a_declared_trace_column() -> None:
+    names = {f"itl_p{round(q * 100)}_ms" for q in ITL_QUANTILES}
+    names |= {"connect_ms", "ttft_ms", "itl_mean_ms", "itl_max_ms", "itl_count",
+              "output_chunks", "input_tokens", "output_tokens"}
+    assert names <= set(OPTIONAL_COLUMNS)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "csv"])
+def test_server_fields_round_trip_with_their_declared_dtypes(scripted: str, tmp_path: Path,
+                                                             fmt: str) -> None:
+    # Three answers with different fields (ITLs or not, usage or not), so that the columns
+    # have values and gaps.
+    fns = [create_openai_inference_fn(scripted, m, "q") for m in ("plain", "multiline",
+                                                                  "finished")]
+    returned: list[dict] = []
+
+    def fn() -> dict:
+        rec = fns[len(returned) % len(fns)]()
+        returned.append(rec)
+        return rec
+
+    res = warmup_until_converged(fn, WarmupConfig(max_prompts=6, min_prompts=3, window_size=3,
+                                                  convergence_detection=False),
+                                 show_progress=False, trace_path=tmp_path / f"server.{fmt}")
+    assert res.failures == 0
+    data = load_trace(res.trace_path).data
+    fields = {k for rec in returned for k in rec} - {"latency_ms"}
+    assert {"connect_ms", "output_chunks", "itl_count", "itl_p90_ms", "input_tokens"} <= fields
+    assert fields <= set(OPTIONAL_COLUMNS)  # nothing left to load back as object
+    assert {r.get("input_tokens") for r in returned} == {None, 5, 7}
+    for name in sorted(fields):
+        spec = OPTIONAL_COLUMNS[name]
+        col = data[name]
+        expected = [r.get(name) for r in returned]
+        assert str(col.dtype) == spec.dtype, name
+        got = col.astype("float64").to_numpy(na_value=np.nan)
+        want = np.array([np.nan if v is None else v for v in expected], dtype=float)
+        np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 @pytest.mark.parametrize("model", ["cut", "cut-chunked"])

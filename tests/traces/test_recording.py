@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llenergymeasure import WarmupConfig, make_criterion, warmup_until_converged
 from llenergymeasure.traces import (
@@ -472,3 +475,48 @@ def test_record_after_stop_draws_no_bar_without_progress(
         trace_path=tmp_path / "q.jsonl", record_after_stop=30,
     )
     assert "Recording after the stop" not in capsys.readouterr().err
+
+
+# Field values a callable may return: plain and numpy scalars, non-finite floats, None,
+# strings, booleans, for known columns of every dtype, unknown ones and driver columns.
+_FIELD_NAMES = ["power_w", "output_tokens", "throttle_reasons", "ttft_ms", "connect_ms",
+                "note", "my_count", "ok", "index", "latency_ms"]
+_FIELD_VALUES = (st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2**70, 2**70)
+                 | st.none() | st.booleans() | st.text(max_size=5)
+                 | st.floats(-1e6, 1e6).map(np.float64) | st.integers(0, 99).map(np.int64))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.lists(st.dictionaries(st.sampled_from(_FIELD_NAMES), _FIELD_VALUES,
+                                       max_size=6), min_size=1, max_size=4))
+def test_driver_rows_are_the_general_encoders_rows(tmp_path_factory: pytest.TempPathFactory,
+                                                   fields: list[dict]) -> None:
+    """The driver's per-field fast paths write what `TraceWriter.write_attempt` would."""
+    from llenergymeasure.core.warmup import _DRIVER_COLUMNS
+    from llenergymeasure.traces.io import _row_line, value_problem
+
+    values = [{**f, "latency_ms": 5.0 + k} for k, f in enumerate(fields)]
+    snapshot = [dict(v) for v in values]
+    path = tmp_path_factory.mktemp("rows") / "t.jsonl"
+    logging.getLogger("llenergymeasure").setLevel(logging.ERROR)
+    try:
+        cfg = WarmupConfig(max_prompts=len(values), min_prompts=1, window_size=2,
+                           convergence_detection=False)
+        res = warmup_until_converged(Replay(values), cfg, show_progress=False, trace_path=path)
+    finally:
+        logging.getLogger("llenergymeasure").setLevel(logging.NOTSET)
+    assert values == snapshot  # the callable's mappings are not modified
+    lines = Path(res.trace_path).read_text().splitlines()[1:]
+    assert len(lines) == len(values)
+    for k, (line, f) in enumerate(zip(lines, fields, strict=True)):
+        written = json.loads(line)
+        row = {key: written[key] for key in ("run_id", "index", "t_start_ns", "t_end_ns",
+                                             "wall_start_ns")}
+        row.update(latency_ms=5.0 + k, ok=True, error=None)
+        for key, v in f.items():
+            if v is None or key in _DRIVER_COLUMNS or value_problem(key, v) is not None:
+                continue
+            row[key] = v
+        assert line == _row_line(row)
+    load_trace(res.trace_path)  # valid

@@ -172,6 +172,26 @@ def test_round_trip_property(tmp_path: Path, lat: list[float | None], fmt: str) 
     np.testing.assert_array_equal(back.samples(), [v for v in lat if v is not None])
 
 
+#: Per-request fields of the server-mode client (`core.openai_client`), with a value each.
+SERVER_FIELDS = {"connect_ms": 0.25, "output_chunks": 9, "itl_count": 8, "itl_mean_ms": 11.5,
+                 "itl_p50_ms": 11.0, "itl_p90_ms": 13.75, "itl_p99_ms": 14.9, "itl_max_ms": 15.0}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_server_columns_round_trip_with_their_dtypes(tmp_path: Path, fmt: str) -> None:
+    rows = make_rows("s", 6, fail_at=(4,))
+    for i, row in enumerate(rows):
+        if row["ok"] and i != 2:  # a failed attempt and a request without them: missing
+            row.update({k: v + i if isinstance(v, int) else v * (1 + i / 7)
+                        for k, v in SERVER_FIELDS.items()})
+    trace = Trace.from_rows(rows, TraceMetadata(runs=[RunInfo(run_id="s")]))
+    back = load_trace(save_trace(trace, tmp_path / f"server.{fmt}"))
+    for name in SERVER_FIELDS:
+        assert str(back.data[name].dtype) == OPTIONAL_COLUMNS[name].dtype, name
+        assert back.data[name].isna().tolist() == [i in (2, 4) for i in range(6)], name
+    pdt.assert_frame_equal(back.data, trace.data, check_exact=True)
+
+
 def test_load_traces_reads_a_folder(tmp_path: Path) -> None:
     trace = make_trace(n_runs=1)
     for fmt in FORMATS:
@@ -436,3 +456,18 @@ def test_writer_to_parquet_and_refuses_to_clobber_a_recording(tmp_path: Path) ->
         TraceWriter(tmp_path / "x.jsonl", meta)
     out = writer.finalize(to_parquet=True, status="fixed")
     assert out == tmp_path / "x.parquet" and len(load_trace(out).data) == 3
+
+
+@pytest.mark.parametrize("value", [2.0**63, -(2.0**64), 1e19])
+def test_an_integer_column_refuses_values_beyond_64_bits(tmp_path: Path, value: float) -> None:
+    rows = make_rows("a", 3)
+    rows[1]["input_tokens"] = value
+    path = write_jsonl(tmp_path / "big.jsonl", meta_dict(), rows)
+    with pytest.raises(TraceFormatError, match="input_tokens") as info:
+        load_trace(path)
+    assert info.value.line == 3
+    from llenergymeasure.traces.io import value_problem
+
+    assert value_problem("input_tokens", value) is not None
+    assert value_problem("input_tokens", 2**63 - 1) is None
+    assert value_problem("input_tokens", 2**63) is not None

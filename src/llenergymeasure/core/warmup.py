@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from llenergymeasure.config.models import WarmupConfig
@@ -126,7 +127,14 @@ def _criterion_feed(latency: float, extras: Mapping[str, Any], criterion: Criter
 
 
 class _Shadow:
-    """A shadow criterion: fed the same samples, with its own stop tracker."""
+    """A shadow criterion: fed the same samples, with its own stop tracker.
+
+    The driver's main loop inlines `observe` (same steps, one call less per
+    shadow and sample); the loop after the stop calls it.
+    """
+
+    __slots__ = ("criterion", "done", "failure", "key", "latency_only", "track", "tracker",
+                 "update")
 
     def __init__(self, key: str, criterion: Criterion, rule: StopRule) -> None:
         self.key = key
@@ -134,22 +142,31 @@ class _Shadow:
         self.tracker = rule.tracker()
         self.failure: str | None = None
         self.done = False
-        self._latency_only = criterion.signals == ("latency_ms",)
+        self.latency_only = criterion.signals == ("latency_ms",)
+        self.update = criterion.update
+        self.track = self.tracker.observe
 
-    def observe(self, latency: float, extras: Mapping[str, Any], t_s: float) -> None:
+    def observe(self, latency: float, extras: Mapping[str, Any], t_s: float) -> bool:
+        """Feed one sample; True once the shadow has stopped (or failed), then it ignores more."""
         if self.done:
-            return
+            return True
         try:
-            self.criterion.update(
-                latency if self._latency_only else _criterion_feed(latency, extras, self.criterion),
+            self.update(
+                latency if self.latency_only else _criterion_feed(latency, extras, self.criterion),
                 t_s,
             )
         except (KeyError, ValueError) as exc:  # missing signal, NaN side channel
-            self.failure = f"could not be evaluated at sample {self.tracker.n + 1}: {exc}"
-            logger.warning("shadow criterion %s %s", self.key, self.failure)
+            self.fail(exc)
+            return True
+        if self.track(self.criterion.passed_) is not None:
             self.done = True
-            return
-        self.done = self.tracker.observe(self.criterion.passed_) is not None
+        return self.done
+
+    def fail(self, exc: Exception) -> None:
+        """The sample could not be fed (missing signal, NaN side channel): stop observing."""
+        self.failure = f"could not be evaluated at sample {self.tracker.n + 1}: {exc}"
+        logger.warning("shadow criterion %s %s", self.key, self.failure)
+        self.done = True
 
     def decision(self) -> ShadowDecision:
         d = self.tracker.decision
@@ -185,6 +202,10 @@ def _new_run_id() -> str:
 
 #: Trace columns the driver writes itself; a callable's field of the same name is not recorded.
 _DRIVER_COLUMNS = frozenset({*REQUIRED_COLUMNS, "throttled"})
+#: The fields of a callable that returned a plain latency (read-only: shared by every attempt).
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_INF = math.inf
+_I64 = 2**63  # the Int64 columns hold 64-bit integers
 
 
 class _Recorder:
@@ -193,9 +214,14 @@ class _Recorder:
     Rows are built as JSON text from a pre-serialised prefix (run id and key
     names), without an intermediate dict: the values the driver writes are
     plain ints, finite floats and strings, and the callable's fields are
-    checked against the trace schema once per value (`value_problem`), so the
-    in-progress file is valid by construction and `finalize` need not re-parse
-    it.
+    checked against the trace schema once per value, so the in-progress file
+    is valid by construction and `finalize` need not re-parse it. For each
+    field name the recorder keeps, after its first appearance, the encoded
+    key and whether a plain `float` or `int` may go in as it is (any value
+    may go in an unknown column; a float only in a float64 one, an int in a
+    float64 or integer one): such values are written at once, the rest are
+    checked by `value_problem` and encoded by `encode_value`, which write the
+    same text.
     """
 
     def __init__(
@@ -218,8 +244,13 @@ class _Recorder:
         self.writer: TraceWriter | None = None
         self.trace_format = trace_format
         self.final_path: str | None = None
+        #: ns since the epoch at the driver's clock origin (set by the driver).
+        self.wall0 = 0
         self._warned: set[str] = set()
-        self._keys: dict[str, tuple[str, bool] | None] = {}
+        # `latency_ms` is in a returned mapping but written by the driver: skipped silently.
+        self._keys: dict[str, tuple[str, bool, bool] | None] = {"latency_ms": None}
+        # `, "key": ` of the fields where a plain float goes in as it is (filled by `_key`).
+        self._float_as_is: dict[str, str] = {}
         if path is None:
             return
         from llenergymeasure.core.environment import capture_environment
@@ -244,51 +275,56 @@ class _Recorder:
         )
         self.writer = TraceWriter(path, metadata, overwrite=overwrite, append=append,
                                   format=self.trace_format)
-        self._write = self.writer.write_line
+        self._write = self.writer.line_writer()
         self._prefix = "{" + encode_key("run_id") + encode_value(run.run_id) + ', "index": '
 
-    def _key(self, key: str) -> tuple[str, bool] | None:
-        """`(", \"key\": ", known column?)` for a field of the callable; None if not recorded."""
+    def _key(self, key: str) -> tuple[str, bool, bool] | None:
+        """`(', "key": ', plain float ok?, plain int ok?)` for a field; None if not recorded."""
+        entry: tuple[str, bool, bool] | None
         if key in _DRIVER_COLUMNS:
             logger.warning("not recording field %r returned by the inference callable: it is a "
                            "column the driver writes itself", key)
             entry = None
         else:
-            entry = (", " + encode_key(key), key in ALL_COLUMNS)
+            spec = ALL_COLUMNS.get(key)
+            dtype = None if spec is None else spec.dtype
+            entry = (", " + encode_key(key), dtype in (None, "float64"),
+                     dtype in (None, "float64", "Int64", "int64"))
+            if entry[1]:
+                self._float_as_is[key] = entry[0]
         self._keys[key] = entry
         return entry
 
-    def record(
-        self,
-        index: int,
-        t_start: int,
-        t_end: int,
-        wall_start: int,
-        latency: float | None,
-        extras: Mapping[str, Any],
-        error: str | None,
-        throttled: bool | None = None,
-    ) -> None:
-        if self.writer is None:
-            return
-        if error is None:
-            line = (f'{self._prefix}{index}, "t_start_ns": {t_start}, "t_end_ns": {t_end}, '
-                    f'"wall_start_ns": {wall_start}, "latency_ms": {latency!r}, "ok": true, '
-                    f'"error": null')
-        else:
-            line = (f'{self._prefix}{index}, "t_start_ns": {t_start}, "t_end_ns": {t_end}, '
-                    f'"wall_start_ns": {wall_start}, "latency_ms": null, "ok": false, '
-                    f'"error": {encode_value(error)}')
+    def sample(self, index: int, t_start: int, t_end: int, latency: float,
+               fields: Mapping[str, Any], throttled: bool | None) -> None:
+        """Write a successful attempt: `latency` (a finite float) and the callable's `fields`.
+
+        `fields` may hold `latency_ms` itself and `None` values: neither is written.
+        """
+        line = (f'{self._prefix}{index}, "t_start_ns": {t_start}, "t_end_ns": {t_end}, '
+                f'"wall_start_ns": {self.wall0 + t_start}, "latency_ms": {latency!r}, '
+                '"ok": true, "error": null')
         if throttled is not None:
             line += ', "throttled": true' if throttled else ', "throttled": false'
-        if extras:
-            parts = [line]
-            keys = self._keys
-            for key, value in extras.items():
-                entry = keys[key] if key in keys else self._key(key)
+        if fields:
+            as_is = self._float_as_is
+            for key, value in fields.items():
+                if value.__class__ is float:  # the common case: a float for a float column
+                    text = as_is.get(key)
+                    if text is not None:
+                        line += text + (repr(value) if -_INF < value < _INF else "null")
+                        continue
+                if value is None or key == "latency_ms":
+                    continue
+                entry = self._keys[key] if key in self._keys else self._key(key)
                 if entry is None:
                     continue
-                if entry[1]:
+                cls = value.__class__
+                if cls is float and entry[1]:
+                    line += entry[0] + (repr(value) if -_INF < value < _INF else "null")
+                elif cls is int and entry[2] and -_I64 <= value < _I64:
+                    line += entry[0] + int.__repr__(value)
+                else:
                     problem = value_problem(key, value)
                     if problem is not None:
                         if key not in self._warned:
@@ -296,9 +332,14 @@ class _Recorder:
                             logger.warning("not recording %s (attempt %d); later values of the "
                                            "wrong type are dropped too", problem, index + 1)
                         continue
-                parts.append(entry[0] + encode_value(value))
-            line = "".join(parts)
+                    line += entry[0] + encode_value(value)
         self._write(line + "}")
+
+    def failure(self, index: int, t_start: int, t_end: int, error: str) -> None:
+        """Write a failed attempt with its `error` text."""
+        self._write(f'{self._prefix}{index}, "t_start_ns": {t_start}, "t_end_ns": {t_end}, '
+                    f'"wall_start_ns": {self.wall0 + t_start}, "latency_ms": null, "ok": false, '
+                    f'"error": {encode_value(error)}}}')
 
     def finalize(self, **updates: Any) -> None:
         if self.writer is None:
@@ -442,7 +483,9 @@ def warmup_until_converged(
         Criteria evaluated on the same samples, with the same `StopRule`, that
         never stop the run; their would-be stops are stored in the trace
         metadata (`RunInfo.shadow`, keyed by the spec as given, or
-        `Criterion.spec`).
+        `Criterion.spec`). They are fed when the trace is finalised, from the
+        samples kept during the run (so that their cost does not fall between
+        two calls), and not at all without `trace_path`.
     record_after_stop : int, default 0
         Keep measuring this many attempts after the stop (recorded in the
         trace and fed to the shadow criteria; the result still reports the
@@ -557,57 +600,80 @@ def warmup_until_converged(
     latencies: list[float] = []
     failure_types: Counter[str] = Counter()
     counts = {"failures": 0, "throttled": 0}
-    flags = {"mismatch": False, "no_throttle_info": False}
+    check_units = True  # until the first latency-unit warning
+    warn_no_throttle_info = True
     attempts = 0
     decision = None
     perf = time.perf_counter_ns
     call = run_single_inference
-    record = recorder.record
+    write_sample = recorder.sample if recorder.writer is not None else None
     feed_latency_only = criterion.signals == ("latency_ms",)
     low, high = 1.0 / LATENCY_MISMATCH_FACTOR, LATENCY_MISMATCH_FACTOR
+    inf = _INF
     run_start = perf()
-    wall0 = time.time_ns()
+    recorder.wall0 = time.time_ns()
     first_start: int | None = None
 
-    def attempt(index: int) -> tuple[float, dict[str, Any], float] | None:
-        """One call, recorded; the sample and its time, or None (failed or throttled)."""
+    def failed(index: int, t_submit: int, exc: Exception) -> None:
+        """Count, log and record a failed attempt that started at `t_submit`."""
         nonlocal first_start
-        t_submit = perf()
-        try:
-            if caller is None:
-                t0 = perf()
+        t1 = perf()
+        t_start = t_submit - run_start
+        if first_start is None:
+            first_start = t_start
+        kind = type(exc).__name__
+        failure_types[kind] += 1
+        counts["failures"] += 1
+        logger.warning("warmup attempt %d failed with %s: %s", index + 1, kind, exc)
+        if write_sample is not None:
+            recorder.failure(index, t_start, t1 - run_start, f"{kind}: {exc}")
+
+    def attempt(index: int) -> tuple[float, Mapping[str, Any], float] | None:
+        """One call, recorded; the sample, its fields and its time, or None (failed, throttled).
+
+        The fields are the callable's mapping itself when it returned a dict
+        (`latency_ms` and `None` values included: the recorder and
+        `_criterion_feed` skip them), never modified.
+        """
+        nonlocal first_start, check_units, warn_no_throttle_info
+        if caller is None:
+            t0 = t_submit = perf()
+            try:
                 value = call()
-                t1 = perf()
-            else:
-                t0, t1, value = caller()
-            if value.__class__ is float and 0.0 < value < math.inf:  # fast paths first
-                latency, extras = value, {}
-            elif (value.__class__ is dict and value.get("latency_ms").__class__ is float
-                  and 0.0 < value["latency_ms"] < math.inf):
-                latency = value["latency_ms"]
-                extras = {k: v for k, v in value.items() if v is not None and k != "latency_ms"}
-            else:
-                latency, extras = normalize_sample(value)
-        except Exception as exc:  # a failed inference is recorded, never fatal
+            except Exception as exc:  # a failed inference is recorded, never fatal
+                failed(index, t_submit, exc)
+                return None
             t1 = perf()
-            t_start = t_submit - run_start
-            if first_start is None:
-                first_start = t_start
-            kind = type(exc).__name__
-            failure_types[kind] += 1
-            counts["failures"] += 1
-            logger.warning("warmup attempt %d failed with %s: %s", index + 1, kind, exc)
-            record(index, t_start, t1 - run_start, wall0 + t_start, None, {}, f"{kind}: {exc}")
-            return None
+        else:
+            t_submit = perf()
+            try:
+                t0, t1, value = caller()
+            except Exception as exc:
+                failed(index, t_submit, exc)
+                return None
+        fields: Mapping[str, Any]
+        if value.__class__ is float and 0.0 < value < inf:  # fast paths first
+            latency = value
+            fields = _NO_FIELDS
+        elif (value.__class__ is dict and value.get("latency_ms").__class__ is float
+              and 0.0 < value["latency_ms"] < inf):
+            latency = value["latency_ms"]
+            fields = value
+        else:
+            try:
+                latency, fields = normalize_sample(value)
+            except Exception as exc:
+                failed(index, t_submit, exc)
+                return None
         t_start = t0 - run_start
         t_end = t1 - run_start
         if first_start is None:
             first_start = t_start
-        if not flags["mismatch"] and t1 > t0:
+        if check_units and t1 > t0:
             measured_ms = (t1 - t0) / 1e6
             ratio = latency / measured_ms
             if ratio > high or ratio < low:
-                flags["mismatch"] = True
+                check_units = False
                 logger.warning(
                     "the inference callable returned a latency of %.6g ms but the call took "
                     "%.6g ms as timed by the driver (attempt %d, %.3g x apart); is it returning "
@@ -616,21 +682,22 @@ def warmup_until_converged(
                     latency, measured_ms, index + 1, max(ratio, 1.0 / ratio),
                 )
         throttled = None
-        if extras:
-            if ("energy_mj" in extras and "output_tokens" in extras
-                    and "energy_per_token_mj" not in extras):
-                per_token = energy_per_token_mj(extras["energy_mj"], extras["output_tokens"])
-                if per_token is not None:
-                    extras["energy_per_token_mj"] = per_token
+        if (fields and "energy_mj" in fields and "output_tokens" in fields
+                and fields.get("energy_per_token_mj") is None):
+            per_token = energy_per_token_mj(fields["energy_mj"], fields["output_tokens"])
+            if per_token is not None:  # a copy: the callable's mapping is not modified
+                fields = {k: v for k, v in fields.items() if k != "energy_per_token_mj"}
+                fields["energy_per_token_mj"] = per_token
         if throttle is not None:
-            flag = throttle.is_throttled(extras)
-            if flag is None and not flags["no_throttle_info"]:
-                flags["no_throttle_info"] = True
+            flag = throttle.is_throttled(fields)
+            if flag is None and warn_no_throttle_info:
+                warn_no_throttle_info = False
                 logger.warning("throttle filter on, but the inference callable returns neither "
                                "throttle_reasons nor sm_clock_mhz (NVML off?): samples without "
                                "them are not flagged")
             throttled = bool(flag)
-        record(index, t_start, t_end, wall0 + t_start, latency, extras, None, throttled)
+        if write_sample is not None:
+            write_sample(index, t_start, t_end, latency, fields, throttled)
         if throttled:
             counts["throttled"] += 1
             logger.info("warmup attempt %d flagged as throttled (kept out of the criterion)",
@@ -638,7 +705,26 @@ def warmup_until_converged(
             if throttle is not None and throttle.recovery_delay_s > 0:
                 time.sleep(throttle.recovery_delay_s)
             return None
-        return latency, extras, (t_end - first_start) / 1e9  # type: ignore[operator]
+        return latency, fields, (t_end - first_start) / 1e9  # type: ignore[operator]
+
+    # The shadow criteria are fed after the run, from the samples kept here (with a copy of
+    # the callable's fields when a shadow watches one): they decide nothing during the run,
+    # so their cost stays out of the time between calls. Same samples, same order, same
+    # `_Shadow.observe` as online: the same decisions.
+    shadow_feed: list[tuple[float, Mapping[str, Any], float]] = []
+    copy_fields = None if all(s.latency_only for s in shadows) else dict
+
+    def decide_shadows() -> dict[str, ShadowDecision]:
+        """Feed the kept samples to the shadows (each until it stops); their decisions."""
+        if recorder.writer is None:  # the decisions go to the trace only
+            return {}
+        live = list(shadows)
+        for sample in shadow_feed:
+            live = [s for s in live if not s.observe(*sample)]
+            if not live:
+                break
+        shadow_feed.clear()
+        return {s.key: s.decision() for s in shadows}
 
     n_recorded = 0
     try:
@@ -650,16 +736,17 @@ def warmup_until_converged(
             sample = attempt(attempts - 1)
             if sample is None:
                 if bar:
-                    progress.advance(criterion.describe(), counts["failures"])
+                    progress.advance(criterion.describe, counts["failures"])
                 continue
-            latency, extras, t_s = sample
+            latency, fields, t_s = sample
             latencies.append(latency)
-            update(latency if feed_latency_only else _criterion_feed(latency, extras, criterion),
+            update(latency if feed_latency_only else _criterion_feed(latency, fields, criterion),
                    t_s)
-            for shadow in shadows:
-                shadow.observe(latency, extras, t_s)
+            if shadows:
+                shadow_feed.append((latency, _NO_FIELDS if copy_fields is None
+                                    else copy_fields(fields), t_s))
             if bar:
-                progress.advance(criterion.describe(), counts["failures"])
+                progress.advance(criterion.describe, counts["failures"])
             if detect:
                 decision = tracker.observe(criterion.passed_)
                 if decision is not None and decision.converged:
@@ -676,9 +763,9 @@ def warmup_until_converged(
             for k in range(extra_attempts):
                 sample = attempt(attempts + k)
                 n_recorded += 1
-                if sample is not None:
-                    for shadow in shadows:
-                        shadow.observe(*sample)
+                if sample is not None and shadows:
+                    shadow_feed.append((sample[0], _NO_FIELDS if copy_fields is None
+                                        else copy_fields(sample[1]), sample[2]))
                 if after is not None:
                     after.update(1)
         finally:
@@ -697,7 +784,7 @@ def warmup_until_converged(
                 else None,
                 stop_reason=("interrupted by the user (KeyboardInterrupt)" if interrupted
                              else f"stopped by {type(exc).__name__}: {exc}"),
-                shadow={s.key: s.decision() for s in shadows},
+                shadow=decide_shadows(),
             )
         except Exception as fin_exc:  # keep the original exception; the partial file remains
             logger.error("could not finalise the trace: %s", fin_exc)
@@ -752,7 +839,7 @@ def warmup_until_converged(
         status=status,
         stop_index=stop_index,
         stop_reason=reason,
-        shadow={s.key: s.decision() for s in shadows},
+        shadow=decide_shadows(),
     )
     if recorder.final_path is not None:
         logger.info("trace of %d attempts written to %s", n_recorded, recorder.final_path)

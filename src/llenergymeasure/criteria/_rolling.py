@@ -133,14 +133,15 @@ class RollingMoments:
     def push(self, x: float) -> tuple[float, float] | None:
         """Add a value; return ``(mean, m2)`` of the last ``w`` values once there are ``w``."""
         w = self.w
-        j = self._i % w
+        i = self._i
+        j = i % w
         if j == 0:
             # A new block starts: its first value is the new reference. The
             # suffix sums of the previous block (still in the buffer) are
             # recomputed relative to it, from the block's end backwards, as
             # the offline form's reversed cumsum does.
             self._ref = x
-            if self._i > 0:
+            if i > 0:
                 buf, s1, s2 = self._buf, self._s1, self._s2
                 a1 = a2 = 0.0
                 s1[w - 1] = s2[w - 1] = 0.0
@@ -152,20 +153,23 @@ class RollingMoments:
                     s2[k - 1] = a2
             self._p1 = 0.0
             self._p2 = 0.0
-        d = x - self._ref
-        self._p1 += d
-        self._p2 += d * d
+        ref = self._ref
+        d = x - ref
+        # Locals instead of attribute round trips; the same operations in the same order.
+        t1 = self._p1 + d
+        t2 = self._p2 + d * d
+        self._p1 = t1
+        self._p2 = t2
         self._buf[j] = x
-        self._i += 1
-        if self._i < w:
+        i += 1
+        self._i = i
+        if i < w:
             return None
-        if self._i <= w:
-            t1, t2 = self._p1, self._p2
-        else:
-            t1 = self._p1 + self._s1[j]
-            t2 = self._p2 + self._s2[j]
+        if i > w:
+            t1 = t1 + self._s1[j]
+            t2 = t2 + self._s2[j]
         m2 = t2 - t1 * t1 / w
-        return self._ref + t1 / w, (m2 if m2 > 0.0 else 0.0)
+        return ref + t1 / w, (m2 if m2 > 0.0 else 0.0)
 
     def window(self) -> np.ndarray:
         """The last ``min(count, w)`` values, oldest first."""

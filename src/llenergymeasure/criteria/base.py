@@ -52,6 +52,7 @@ __all__ = [
 Signals = Mapping[str, Any]
 
 DEFAULT_SIGNAL = "latency_ms"
+_INF = math.inf
 
 #: Relative slack of a comparison with a limit: a quantity that lies exactly on a limit
 #: (frequent with quantised timings) rounds to either side of it depending on the unit of
@@ -396,12 +397,13 @@ class Criterion(abc.ABC):
                         f"signal {self.signal!r} not among the recorded signals {list(x)}"
                     ) from None
             x = float(x)  # type: ignore[arg-type]
-        if not math.isfinite(x):  # type: ignore[arg-type]
+        if not -_INF < x < _INF:  # type: ignore[operator]  # NaN fails both comparisons
             raise InvalidSampleError(self.n_seen_, x, self.signal)  # type: ignore[arg-type]
-        if t is not None:
-            t = float(t)
-        elif self.needs_time:
-            raise ValueError(f"criterion {self.name!r} needs sample times; pass t=")
+        if t.__class__ is not float:
+            if t is not None:
+                t = float(t)  # type: ignore[arg-type]
+            elif self.needs_time:
+                raise ValueError(f"criterion {self.name!r} needs sample times; pass t=")
         self._update(x, t)  # type: ignore[arg-type]
         self.n_seen_ += 1
         return self

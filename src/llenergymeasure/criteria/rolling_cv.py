@@ -102,19 +102,21 @@ class RollingCV(Criterion):
 
     def _reset(self) -> None:
         self._moments = RollingMoments(self.params.window)
+        # Plain copies of the (frozen) parameters for the per-sample path.
+        self._dof = self.params.window - self.params.ddof
+        self._threshold = self.params.threshold
 
     def _update(self, x: float, t: float | None) -> None:
         res = self._moments.push(x)
         if res is None:
             return
         mean, m2 = res
-        p = self.params
         if mean > 0:
-            cv = math.sqrt(m2 / (p.window - p.ddof)) / mean
+            cv = math.sqrt(m2 / self._dof) / mean
         else:
             cv = math.nan
         self.statistic_ = cv
-        self.passed_ = bool(cv < p.threshold)
+        self.passed_ = cv < self._threshold
 
     def _evaluate(self, x: NDArray[np.float64], t: NDArray[np.float64] | None) -> Evaluation:
         p = self.params

@@ -240,20 +240,28 @@ class StopTracker:
         self.n = 0
         self.consecutive = 0
         self.decision: StopDecision | None = None
+        # The (frozen) rule's fields as plain attributes: `observe` runs once per sample.
+        self._min = rule.min_samples
+        self._every = rule.check_every
+        self._patience = rule.patience
+        self._cap = rule.max_samples
 
     def observe(self, passed: bool) -> StopDecision | None:
         """Record the verdict for the next sample; return the decision if the rule stops now."""
         if self.decision is not None:
             raise RuntimeError("the stop rule has already stopped; start a new tracker")
-        self.n += 1
-        rule = self.rule
-        if rule.is_check(self.n):
-            self.consecutive = self.consecutive + 1 if passed else 0
-            if self.consecutive >= rule.patience:
-                self.decision = StopDecision(self.n - 1, True, rule.converged_reason(self.n - 1))
-                return self.decision
-        if rule.max_samples is not None and self.n >= rule.max_samples:
-            self.decision = StopDecision(self.n - 1, False, rule.cap_reason())
+        n = self.n = self.n + 1
+        # `StopRule.is_check(n)`, spelled out
+        if n >= self._min and (self._every == 1 or (n - self._min) % self._every == 0):
+            if not passed:
+                self.consecutive = 0
+            else:
+                self.consecutive += 1
+                if self.consecutive >= self._patience:
+                    self.decision = StopDecision(n - 1, True, self.rule.converged_reason(n - 1))
+                    return self.decision
+        if self._cap is not None and n >= self._cap:
+            self.decision = StopDecision(n - 1, False, self.rule.cap_reason())
             return self.decision
         return None
 

@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
@@ -177,6 +177,7 @@ def _json_value(v: Any) -> Any:
 
 _KEY_CACHE: dict[str, str] = {}
 _INF = math.inf
+_I64 = 2**63
 
 
 def encode_key(key: str) -> str:
@@ -612,9 +613,9 @@ def value_problem(name: str, value: Any) -> str | None:
     elif spec.dtype in ("Int64", "int64"):
         if isinstance(value, (float, np.floating)) and not math.isfinite(value):
             return None
-        ok = (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))) or (
-            isinstance(value, (float, np.floating)) and float(value).is_integer()
-        )
+        ok = ((isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)))
+              or (isinstance(value, (float, np.floating)) and float(value).is_integer())
+              ) and -_I64 <= value < _I64  # a 64-bit integer
     elif spec.dtype in ("bool", "boolean"):
         ok = isinstance(value, (bool, np.bool_))
     else:
@@ -628,12 +629,21 @@ class TraceWriter:
     """Stream a recording to JSON Lines, then finalise it atomically.
 
     The in-progress file is `<path>.partial.jsonl`: its header (metadata,
-    `"partial": true`) is written and fsynced when the writer opens, and
-    every `write_attempt` hands its line to the operating system at once (one
+    `"partial": true`) is written when the writer opens, and every
+    `write_attempt` hands its line to the operating system at once (one
     `os.write` on an unbuffered descriptor: nothing waits in a Python buffer),
     so a killed process loses at most the attempt being written. `finalize` writes the final
     file (format from the suffix of `path`, or Parquet with
-    `to_parquet=True`) atomically and removes the in-progress file.
+    `to_parquet=True`) atomically (temporary file, fsync, rename, fsync of the
+    folder) and only then removes the in-progress file.
+
+    What survives what: a line handed to the operating system survives the
+    process being killed (`SIGKILL` included) whatever `fsync_every` is.
+    Surviving a power loss or an operating-system crash needs the data on the
+    disk: the header and the file's folder entry are fsynced when the writer
+    opens, attempts every `fsync_every` attempts (and once more at
+    `finalize`) when `fsync_every` > 0, and the final file before the
+    in-progress one is removed.
 
     A finished trace already at `path` is never overwritten by default: the
     writer raises `TraceExistsError` naming the file when it opens (and again
@@ -649,7 +659,8 @@ class TraceWriter:
         Metadata of the recording; its runs should carry `status="recording"`.
     fsync_every : int, default 0
         Also fsync the in-progress file every this many attempts (0: never;
-        a written line survives a killed process, an fsync also a power loss).
+        a written line survives a killed process, an fsync also a power loss;
+        see above).
     overwrite : bool, default False
         Replace a finished trace at `path`.
     append : bool, default False
@@ -724,6 +735,7 @@ class TraceWriter:
         self._write_bytes((_header_line(metadata, partial=True) + "\n").encode())
         os.fsync(self._fd)
         _fsync_dir(self.partial_path.parent)
+        self._sink = self.line_writer()
 
     def _check_append(self, existing: Trace) -> None:
         clash = sorted({r.run_id for r in self.metadata.runs} & set(existing.run_ids))
@@ -772,13 +784,36 @@ class TraceWriter:
         driver does): the line is written as it is, without checks — it must
         hold `run_id` and the required columns with values of their types.
         """
-        data = (line + "\n").encode()
-        self._lines.append(line)  # first: an interrupt after the write cannot lose the line
-        written = os.write(self._fd, data)
-        if written != len(data):  # a short write (disk full, signal): write the rest
-            self._write_bytes(data[written:])
-        if self.fsync_every and len(self._lines) % self.fsync_every == 0:
-            os.fsync(self._fd)
+        if self._closed:
+            raise RuntimeError(f"trace writer for {self.path} is already finalised")
+        self._sink(line)
+
+    def line_writer(self) -> Callable[[str], None]:
+        """`write_line` as a function with the writer's state bound: the recorder's hot path.
+
+        Each call appends one attempt, already serialised as a JSON object on
+        one line, and writes it through to the operating system before
+        returning (one `os.write`, looping over short writes), exactly as
+        `write_line` does, without its checks. Do not call it after
+        `finalize` or `abandon`.
+        """
+        fd = self._fd
+        lines = self._lines
+        append = lines.append
+        write = os.write
+        every = self.fsync_every
+        rest = self._write_bytes
+
+        def write_line(line: str) -> None:
+            data = (line + "\n").encode()
+            append(line)  # first: an interrupt after the write cannot lose the line
+            written = write(fd, data)
+            if written != len(data):  # a short write (disk full, signal): write the rest
+                rest(data[written:])
+            if every and len(lines) % every == 0:
+                os.fsync(fd)
+
+        return write_line
 
     def _write_bytes(self, data: bytes) -> None:
         """Write all of ``data`` (looping over short writes)."""
@@ -851,7 +886,8 @@ class TraceWriter:
         if existing is not None and not (self.overwrite or self.append):
             self.abandon()
             raise TraceExistsError(existing)
-        os.fsync(self._fd)
+        if self.fsync_every:  # the final file is fsynced below: this only matters till then
+            os.fsync(self._fd)
         os.close(self._fd)
         self._closed = True
         self.metadata = meta
@@ -865,8 +901,8 @@ class TraceWriter:
             with _atomic_path(final) as tmp, tmp.open("w", encoding="utf-8") as fh:
                 fh.write(header)
                 fh.write("\n")
-                for line in self._lines:
-                    fh.write(line)
+                if self._lines:
+                    fh.write("\n".join(self._lines))
                     fh.write("\n")
         else:
             body = "\n".join([header, *self._lines]) + "\n"

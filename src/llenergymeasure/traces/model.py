@@ -21,6 +21,7 @@ Columns the schema does not know are kept as they are.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -161,6 +162,23 @@ OPTIONAL_COLUMNS: dict[str, ColumnSpec] = {
         "float64", "mJ/token", "GPU energy per generated token (energy_mj / output_tokens)."
     ),
     "warmup": ColumnSpec("boolean", "", "Imported traces: the source flagged a warmup iteration."),
+    # Server mode (llenergymeasure.core.openai_client): what the client sees of one request.
+    "connect_ms": ColumnSpec(
+        "float64", "ms", "Set-up of the request's connection (TCP, TLS); not part of the latency."
+    ),
+    "output_chunks": ColumnSpec("Int64", "events", "Streamed events that carried text."),
+    "itl_count": ColumnSpec(
+        "Int64", "gaps", "Inter-token gaps of the request (text-carrying events - 1)."
+    ),
+    "itl_mean_ms": ColumnSpec("float64", "ms", "Mean inter-token latency of the request."),
+    "itl_p50_ms": ColumnSpec("float64", "ms", "Median inter-token latency of the request."),
+    "itl_p90_ms": ColumnSpec(
+        "float64", "ms", "90th percentile of the request's inter-token latencies."
+    ),
+    "itl_p99_ms": ColumnSpec(
+        "float64", "ms", "99th percentile of the request's inter-token latencies."
+    ),
+    "itl_max_ms": ColumnSpec("float64", "ms", "Longest inter-token latency of the request."),
 }
 
 ALL_COLUMNS: dict[str, ColumnSpec] = {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}
@@ -246,7 +264,9 @@ class EnvironmentInfo(BaseModel):
     cpu_count: int | None = Field(None, ge=1, description="Logical CPUs.")
 
 
+@functools.cache
 def _package_version() -> str:
+    # Read once per process: importlib.metadata scans sys.path (milliseconds per call).
     return _version_of("llenergymeasure") or "0.0.0"
 
 
@@ -386,6 +406,7 @@ def _coerce_numeric(col: pd.Series, name: str, spec: ColumnSpec, loc: _Locator) 
     arr = num.to_numpy(dtype="float64", na_value=np.nan)
     finite = np.isfinite(arr)
     bad = np.isinf(arr) | (finite & (arr != np.floor(np.where(finite, arr, 0.0))))
+    bad |= finite & (np.abs(arr) >= 2.0**63)  # beyond the 64-bit integers
     if bad.any():
         raise _bad_type(loc, name, spec, col, _first(bad))
     if spec.dtype == "int64":
