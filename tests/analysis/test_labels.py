@@ -70,10 +70,25 @@ def test_traini_method_equals_traini_label() -> None:
     params = TrainiParams(n_resamples=500, steady_fraction=0.2)
     frame = label_runs(xs, params)
     for x, got in zip(xs, frame["reference_start"], strict=True):
-        assert got == traini_label(x, params).reference_start
+        # bare arrays are latencies in ms: the published pipeline reads them in seconds
+        assert got == traini_label(x / 1e3, params).reference_start
     again = label_runs(xs, "traini:n_resamples=500,steady_fraction=0.2")
     assert again["reference_start"].tolist() == frame["reference_start"].tolist()
     assert set(again["method"]) == {"traini:n_resamples=500,steady_fraction=0.2"}
+
+
+def test_traini_on_a_crops_path_kneed_refuses_takes_the_fallback(shared_data, caplog) -> None:
+    """A fork whose CROPS path (in seconds from the importer's ms) has lists of different
+    lengths: kneed would raise; the labeller takes the 15 log n fallback and says so."""
+    name = ("JCTools__JCTools#org.jctools.jmh.baseline.SingleThreadedPoll.poll"
+            "#qType=MpscArrayQueue.json")
+    corpus = Corpus.build(shared_data / "traini-dev" / "timeseries" / "all" / name,
+                          format="traini")
+    run = next(r for r in corpus if r.run_id.endswith("fork3"))
+    with caplog.at_level("WARNING"):
+        frame = label_runs(corpus.select([run.key]), "traini")
+    assert frame["reference_start"].tolist() == [run.reference_start]  # the published 0
+    assert "no knee, penalty" in caplog.text
 
 
 @pytest.mark.parametrize("spec", ["max_ess", "mser5", "red_sse", "mser5:batch_size=1"])

@@ -13,7 +13,8 @@ A method is named by a spec string in the syntax of criterion specs, `name` or
 
 - `traini` (`traini:steady_fraction=0.2,...`): the labeller of Traini et al. (2023),
   `llenergymeasure.analysis.reference.traini_label`, with the fields of `TrainiParams`
-  as parameters;
+  as parameters (a signal in milliseconds, such as `latency_ms`, is labelled in seconds,
+  the unit of the published pipeline, which is not unit-invariant);
 - `consensus` (`consensus:members=settle+max_ess,...`): the consensus labeller of this
   module (`consensus_label`), with the fields of `ConsensusParams`;
 - every criterion that estimates a truncation point (`yields_truncation`: `max_ess`,
@@ -451,7 +452,16 @@ class _TrainiFunc:
         self.params = params
 
     def __call__(self, run: RunRecord, signal: str) -> LabelOutcome:
-        lab = traini_label(run.signal(signal) if signal else run.base, self.params)
+        name = signal or ("latency_ms" if "latency_ms" in run.signals else "")
+        x = run.signal(signal) if signal else run.base
+        # The published pipeline runs on JMH's seconds per operation, and it is not
+        # invariant to the unit: its outlier filter skips a number of samples computed
+        # from the mean in seconds, and R's variance floor (1e-11, for segments of equal
+        # values) sits at a different place among the segment variances of a series in
+        # another unit. A series in milliseconds is therefore labelled in seconds.
+        if name.endswith("_ms"):
+            x = x / 1e3
+        lab = traini_label(x, self.params)
         if lab.steady:
             return LabelOutcome(lab.reference_start,
                                 f"steady from {lab.reference_start} (penalty "

@@ -433,7 +433,9 @@ def traini_penalty(
     `kneedle_elbow` on the reversed lists, as the published code calls
     `KneeLocator(penalties[::-1], ncpts[::-1], S=1, curve="convex",
     direction="decreasing")`. A path of one penalty gives that penalty; no knee, a knee
-    at 0 or kneed's `IndexError` give the fallback `penalty_multiplier * log n`.
+    at 0 or kneed's `IndexError` give the fallback `penalty_multiplier * log n`, and so
+    does a path whose penalty and changepoint-count lists differ in length (kneed raises
+    on it; not seen on the 300 published forks).
 
     Parameters
     ----------
@@ -456,6 +458,13 @@ def traini_penalty(
     path = crops(pelt, p.crops_min * logn, p.crops_max * logn)
     if path.penalties.size < 2 or path.n_changepoints.size < 2:
         return float(path.penalties[0]), path, None
+    if path.penalties.size != path.n_changepoints.size:
+        # kneed refuses lists of different lengths (a ValueError); it did not happen on the
+        # 300 published forks, and this labeller then takes the fallback, as for no knee
+        logger.warning("CROPS path of %d penalties and %d changepoint counts: no knee, "
+                       "penalty %.4g (%g log n)", path.penalties.size,
+                       path.n_changepoints.size, default, p.penalty_multiplier)
+        return default, path, None
     knee = kneedle_elbow(path.penalties[::-1], path.n_changepoints[::-1])
     return (float(knee.elbow) if knee.elbow else default), path, knee
 
