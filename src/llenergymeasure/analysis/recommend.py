@@ -724,8 +724,23 @@ class Recommendation:
                 + (f"; {left} {'leaves' if left == 1 else 'leave'} {short} after the stop"
                    if left else "") + ")")
 
-    def describe(self) -> str:
-        """The recommendation in plain words: what to use, why, and the figures behind it."""
+    def describe(self, width: int | None = None) -> str:
+        """The recommendation in plain words: what to use, why, and the figures behind it.
+
+        Parameters
+        ----------
+        width : int, optional
+            Wrap each paragraph at this many characters, its continuation lines
+            indented by two spaces (the CLI uses 79); None keeps one line per paragraph.
+        """
+        if width is not None:
+            import textwrap
+
+            out: list[str] = []
+            for line in self.describe().rstrip("\n").splitlines():
+                out += textwrap.wrap(line, width, subsequent_indent="  ",
+                                     break_on_hyphens=False) or [""]
+            return "\n".join(out) + "\n"
         u = "samples" if self.cost_unit == "samples" else "s"
         pct = _pct
         o, f, s = self.oof, self.fixed, self.selected
@@ -766,12 +781,8 @@ class Recommendation:
 
     def provenance(self) -> str:
         """The comment block written above the configuration by `to_file`."""
-        import textwrap
-
-        text = ["Written by llenergymeasure.analysis.recommend (llem-warmup recommend).", ""]
-        for line in self.describe().rstrip("\n").splitlines():
-            text += textwrap.wrap(line, 86, break_on_hyphens=False) or [""]
-        return "\n".join(text)
+        head = "Written by llenergymeasure.analysis.recommend (llem-warmup recommend).\n\n"
+        return head + self.describe(width=86).rstrip("\n")
 
     def to_file(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
         """Write the recommended `WarmupConfig` to a YAML or JSON file.

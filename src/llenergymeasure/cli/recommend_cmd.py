@@ -84,7 +84,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     finally:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-    print(rec.describe())
+    print(rec.describe(width=79))
     if args.table:
         table = Path(args.table)
         table.parent.mkdir(parents=True, exist_ok=True)
