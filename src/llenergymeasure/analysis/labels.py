@@ -72,6 +72,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llenergymeasure.analysis._parallel import map_chunks
 from llenergymeasure.analysis.corpus import REFERENCE_COLUMNS, Corpus, RunRecord
 from llenergymeasure.analysis.reference import TrainiParams, traini_label
 from llenergymeasure.criteria.base import Criterion, CriterionConfigError, first_minimum
@@ -562,15 +563,6 @@ def _label_chunk(runs: list[RunRecord], labeller: Labeller,
     return [labeller.label(run, signal) for run in runs]
 
 
-def _chunks(runs: list[RunRecord], size: int) -> list[list[RunRecord]]:
-    return [runs[i:i + size] for i in range(0, len(runs), size)]
-
-
-def _workers(executor: cf.Executor) -> int:
-    value = getattr(executor, "_max_workers", None)
-    return value if isinstance(value, int) and value > 0 else 4
-
-
 def _bar(progress: Any, total: int) -> tuple[Any, bool]:
     """(bar or None, whether this function owns it and must close it)."""
     if progress is None or progress is False:
@@ -630,23 +622,9 @@ def label_runs(
     bar, own = _bar(progress, len(runs))
     outcomes: list[LabelOutcome] = []
     try:
-        if executor is None:
-            for chunk in _chunks(runs, chunk_size or 8):
-                outcomes.extend(_label_chunk(chunk, labeller, signal))
-                if bar is not None:
-                    bar.update(len(chunk))
-        else:
-            size = chunk_size or max(1, math.ceil(len(runs) / (4 * _workers(executor))))
-            chunks = _chunks(runs, size)
-            futures = {executor.submit(_label_chunk, c, labeller, signal): i
-                       for i, c in enumerate(chunks)}
-            done: dict[int, list[LabelOutcome]] = {}
-            for fut in cf.as_completed(futures):
-                i = futures[fut]
-                done[i] = fut.result()
-                if bar is not None:
-                    bar.update(len(chunks[i]))
-            outcomes = [o for i in range(len(chunks)) for o in done[i]]
+        parts = map_chunks(_label_chunk, runs, labeller, signal, executor=executor,
+                           chunk_size=chunk_size, local_chunk_size=8, bar=bar)
+        outcomes = [o for part in parts for o in part]
     finally:
         if own and bar is not None:
             bar.close()

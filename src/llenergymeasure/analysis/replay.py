@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
-import itertools
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -49,6 +47,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from llenergymeasure.analysis._parallel import map_chunks
 from llenergymeasure.analysis.corpus import Corpus, CorpusError, RunRecord, trace_id_of
 from llenergymeasure.analysis.replay_decide import decide, sweep, verify_sweeps
 from llenergymeasure.analysis.replay_grid import Unit, expand_grid, plan_units
@@ -160,10 +159,6 @@ def _replay_chunk(
     return cols.arrays(rule)
 
 
-def _chunks(runs: list[RunRecord], size: int) -> list[list[RunRecord]]:
-    return [runs[i : i + size] for i in range(0, len(runs), size)]
-
-
 # ------------------------------------------------------------------------ public API
 def replay(
     traces: Any,
@@ -273,62 +268,11 @@ def replay(
         show_progress = len(runs) * n_settings >= 2000
     bar = progress_bar(len(runs), "Replay", "run", enabled=bool(show_progress))
     try:
-        if executor is None:
-            parts: list[dict[str, NDArray[Any]]] = []
-            for chunk in _chunks(runs, chunk_size or 16):
-                parts.append(_replay_chunk(chunk, units, rule, early_exit))
-                if bar is not None:
-                    bar.update(len(chunk))
-        else:
-            parts = _run_on_executor(executor, runs, units, rule, chunk_size, bar, early_exit)
+        parts = map_chunks(_replay_chunk, runs, units, rule, early_exit, executor=executor,
+                           chunk_size=chunk_size, local_chunk_size=16, bar=bar)
     finally:
         if bar is not None:
             bar.close()
     return result_frame(parts, [s for unit in units for s in unit.settings])
-
-
-def _workers(executor: cf.Executor) -> int:
-    for attr in ("_max_workers",):
-        value = getattr(executor, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    client = getattr(executor, "_client", None)
-    if client is not None:
-        try:
-            return max(1, sum(client.nthreads().values()))
-        except Exception:  # a client that cannot answer still gets a sensible default
-            return 4
-    return 4
-
-
-def _run_on_executor(
-    executor: cf.Executor,
-    runs: list[RunRecord],
-    units: list[Unit],
-    rule: StopRule,
-    chunk_size: int | None,
-    bar: Any,
-    early_exit: bool,
-) -> list[dict[str, NDArray[Any]]]:
-    workers = _workers(executor)
-    size = chunk_size or max(1, math.ceil(len(runs) / (4 * workers)))
-    chunks = _chunks(runs, size)
-    results: dict[int, dict[str, NDArray[Any]]] = {}
-    pending: dict[cf.Future[dict[str, NDArray[Any]]], int] = {}
-    window = 2 * workers  # chunks in flight: bounds the memory of pickled arguments
-    todo = iter(enumerate(chunks))
-    for i, chunk in itertools.islice(todo, window):
-        pending[executor.submit(_replay_chunk, chunk, units, rule, early_exit)] = i
-    while pending:
-        done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
-        for fut in done:
-            i = pending.pop(fut)
-            results[i] = fut.result()
-            if bar is not None:
-                bar.update(len(chunks[i]))
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending[executor.submit(_replay_chunk, nxt[1], units, rule, early_exit)] = nxt[0]
-    return [results[i] for i in range(len(chunks))]
 
 
